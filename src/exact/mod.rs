@@ -1,0 +1,598 @@
+//! Exact diagonalization: the project's own ground truth.
+//!
+//! A model is diagonalized in the full space, in a total-S^z sector (bit states ranked in the
+//! combinatorial number system), or in a translation × spin-inversion sector
+//! ([`symmetry::SymmetricBasis`]). Small spaces use dense LAPACK diagonalization; large ones the
+//! matrix-free thick-restart [`lanczos::lanczos`] with a parallel "pull" matrix-vector product
+//! (each thread writes only its own rows). A memory estimate is checked before anything large is
+//! allocated.
+
+pub mod formulas;
+pub mod lanczos;
+pub mod symmetry;
+
+use crate::error::{Error, Result};
+use crate::hilbert::SectorBasis;
+use crate::lattice::Lattice;
+use crate::linalg::{Field, BLOCK};
+use crate::operator::{Hamiltonian, PauliString, PauliSum};
+use lanczos::{lanczos, LanczosInfo, LanczosParams, LinearOperator};
+use ndarray::Array2;
+use ndarray_linalg::{Eigh, UPLO};
+use num_complex::Complex64;
+use rayon::prelude::*;
+use serde::Serialize;
+use symmetry::{SymmetricBasis, SymmetricOperator};
+
+/// Which eigensolver to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// Dense below [`DENSE_LIMIT`] states, Lanczos above.
+    Auto,
+    Lanczos,
+    Dense,
+}
+
+/// Largest dimension `Method::Auto` diagonalizes densely.
+pub const DENSE_LIMIT: usize = 1500;
+/// Largest dimension `Method::Dense` accepts.
+pub const DENSE_MAX: usize = 20_000;
+
+/// Which symmetry sectors to use.
+#[derive(Clone, Debug, Default)]
+pub struct SymmetryRequest {
+    /// Use the translation group (and spin inversion at S^z = 0).
+    pub enabled: bool,
+    /// Only this momentum (one integer per lattice dimension); all when None.
+    pub momentum: Option<Vec<usize>>,
+    /// Only this spin-inversion eigenvalue; both when None.
+    pub inversion: Option<i8>,
+}
+
+/// Options of [`solve`].
+#[derive(Clone, Debug)]
+pub struct EdOptions {
+    pub n_states: usize,
+    pub method: Method,
+    pub symmetry: SymmetryRequest,
+    /// Refuse problems whose estimated memory exceeds this many bytes.
+    pub memory_limit: u64,
+    pub lanczos: LanczosParams,
+}
+
+impl Default for EdOptions {
+    fn default() -> Self {
+        EdOptions {
+            n_states: 1,
+            method: Method::Auto,
+            symmetry: SymmetryRequest::default(),
+            memory_limit: available_memory(),
+            lanczos: LanczosParams::default(),
+        }
+    }
+}
+
+/// Bytes of memory available to this process (MemAvailable of /proc/meminfo, or 8 GiB).
+pub fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(8 << 30, |kib| kib * 1024)
+}
+
+/// Quantum numbers of a sector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Sector {
+    pub n_up: Option<usize>,
+    pub momentum: Option<Vec<usize>>,
+    pub inversion: Option<i8>,
+}
+
+impl std::fmt::Display for Sector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![];
+        if let Some(n) = self.n_up {
+            parts.push(format!("n_up={n}"));
+        }
+        if let Some(k) = &self.momentum {
+            parts.push(format!("k={k:?}"));
+        }
+        if let Some(z) = self.inversion {
+            parts.push(format!("z={z:+}"));
+        }
+        if parts.is_empty() {
+            write!(f, "full space")
+        } else {
+            write!(f, "{}", parts.join(" "))
+        }
+    }
+}
+
+/// What was solved in one sector.
+#[derive(Clone, Debug, Serialize)]
+pub struct SectorSolution {
+    pub sector: Sector,
+    pub dimension: usize,
+    pub energies: Vec<f64>,
+    pub method: &'static str,
+    pub matvecs: usize,
+    pub restarts: usize,
+    pub max_residual: f64,
+}
+
+/// The ground state, expanded in the plain (S^z or full) basis when that is small enough.
+#[derive(Clone, Debug)]
+pub struct GroundState {
+    pub energy: f64,
+    pub sector: Sector,
+    /// Basis states (bit i = site i up) and amplitudes; empty when the expansion was too large.
+    pub basis_states: Vec<u64>,
+    pub amplitudes: Vec<Complex64>,
+    /// `⟨Z_i Z_j⟩` (Pauli units), when eigenvectors were computed.
+    pub zz_correlations: Option<Array2<f64>>,
+}
+
+/// The result of [`solve`].
+#[derive(Clone, Debug)]
+pub struct EdResult {
+    /// The `n_states` lowest energies over all sectors solved, with their sectors.
+    pub energies: Vec<(f64, Sector)>,
+    pub sectors: Vec<SectorSolution>,
+    pub ground_state: GroundState,
+}
+
+impl EdResult {
+    pub fn dimension(&self) -> usize {
+        self.sectors.iter().map(|s| s.dimension).sum()
+    }
+    /// "dense", "lanczos" or "dense+lanczos" when sectors differ.
+    pub fn method(&self) -> String {
+        let mut names: Vec<&str> = self.sectors.iter().map(|s| s.method).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.join("+")
+    }
+}
+
+/// Largest plain-basis dimension into which a symmetric ground state is expanded for storage.
+const EXPAND_LIMIT: usize = 1 << 22;
+
+/// A Hermitian matrix given row by row (matrix-free).
+pub trait RowOperator<T>: Sync {
+    fn dim(&self) -> usize;
+    /// Calls `f(j, H_rj)` for the non-zero elements of row `r` (repeated `j` are summed).
+    fn row(&self, r: usize, f: impl FnMut(usize, T));
+}
+
+/// The "pull" product `y_r = Σ_j H_rj x_j`: rows in parallel blocks, no write conflicts.
+impl<T: Field, R: RowOperator<T>> LinearOperator<T> for R {
+    fn dim(&self) -> usize {
+        RowOperator::dim(self)
+    }
+
+    fn apply(&self, x: &[T], y: &mut [T]) {
+        y.par_chunks_mut(BLOCK).enumerate().for_each(|(c, out)| {
+            let start = c * BLOCK;
+            for (k, yr) in out.iter_mut().enumerate() {
+                let mut acc = T::zero();
+                self.row(start + k, |j, h| acc += h * x[j]);
+                *yr = acc;
+            }
+        });
+    }
+}
+
+/// The Hamiltonian restricted to a plain basis (full space or an S^z sector):
+/// row s holds `⟨s|H|s⟩` and `⟨s|H|s'⟩` at column `rank(s')`.
+struct SectorOperator<'a> {
+    operator: &'a PauliSum,
+    basis: &'a SectorBasis,
+    states: &'a [u64],
+}
+
+impl<T: Field> RowOperator<T> for SectorOperator<'_> {
+    fn dim(&self) -> usize {
+        self.states.len()
+    }
+
+    #[inline]
+    fn row(&self, r: usize, mut f: impl FnMut(usize, T)) {
+        let state = self.states[r];
+        f(r, T::from_c64(self.operator.diagonal_bits(state)));
+        self.operator
+            .for_each_connected_bits(state, |s, e| f(self.basis.rank(s) as usize, T::from_c64(e)));
+    }
+}
+
+/// Does the operator commute with every translation of the lattice?
+fn translation_invariant(op: &PauliSum, lattice: &Lattice) -> bool {
+    lattice.translations().iter().all(|t| {
+        let mapped = PauliSum::new(
+            op.n_sites(),
+            op.strings().iter().map(|s| {
+                PauliString::new(
+                    s.coeff,
+                    &s.ops
+                        .iter()
+                        .map(|&(i, p)| (t.perm[i], p))
+                        .collect::<Vec<_>>(),
+                )
+            }),
+        );
+        mapped.strings().len() == op.strings().len()
+            && mapped.strings().iter().zip(op.strings()).all(|(a, b)| {
+                a.ops == b.ops && (a.coeff - b.coeff).norm() <= 1e-12 * (1.0 + b.coeff.norm())
+            })
+    })
+}
+
+/// Does the operator commute with the global spin flip `Π_i X_i`? (even number of Z/Y per string)
+fn inversion_invariant(op: &PauliSum) -> bool {
+    op.strings().iter().all(|s| {
+        s.ops
+            .iter()
+            .filter(|(_, p)| !matches!(p, crate::operator::Pauli::X))
+            .count()
+            % 2
+            == 0
+    })
+}
+
+/// Lowest eigenpairs of one sector: dense below the limit, Lanczos above.
+fn solve_sector<T: Field>(
+    op: &impl RowOperator<T>,
+    opts: &EdOptions,
+    sector: Sector,
+) -> Result<(SectorSolution, Vec<T>)> {
+    let dim = RowOperator::dim(op);
+    let dense = match opts.method {
+        Method::Dense => true,
+        Method::Lanczos => false,
+        Method::Auto => dim <= DENSE_LIMIT,
+    };
+    if dense && dim > DENSE_MAX {
+        return Err(Error::Resources(format!("dense diagonalization of {dim} states is too large (limit {DENSE_MAX}); use --method lanczos")));
+    }
+    if dense {
+        let mut matrix = Array2::<T>::zeros((dim, dim));
+        for r in 0..dim {
+            op.row(r, |j, h| matrix[[r, j]] += h);
+        }
+        let (values, vectors) = matrix
+            .eigh(UPLO::Upper)
+            .map_err(|e| Error::Numerical(format!("dense diagonalization failed: {e}")))?;
+        let k = opts.n_states.min(dim);
+        let solution = SectorSolution {
+            sector,
+            dimension: dim,
+            energies: values.iter().take(k).copied().collect(),
+            method: "dense",
+            matvecs: 0,
+            restarts: 0,
+            max_residual: 0.0,
+        };
+        Ok((solution, vectors.column(0).to_vec()))
+    } else {
+        let params = LanczosParams {
+            n_states: opts.n_states,
+            ..opts.lanczos.clone()
+        };
+        let (pairs, info): (_, LanczosInfo) = lanczos(op, &params)?;
+        let solution = SectorSolution {
+            sector,
+            dimension: dim,
+            energies: pairs.values.clone(),
+            method: "lanczos",
+            matvecs: info.matvecs,
+            restarts: info.restarts,
+            max_residual: info.residuals.iter().copied().fold(0.0, f64::max),
+        };
+        let vector = pairs.vectors.into_iter().next().unwrap_or_default();
+        Ok((solution, vector))
+    }
+}
+
+/// Memory estimate (bytes) of a Lanczos solve of `dim` states with `scalar` bytes per entry.
+fn lanczos_bytes(dim: u64, scalar: u64, opts: &EdOptions) -> u64 {
+    let vectors = (opts.lanczos.max_basis.max(opts.n_states + 8) as u64 + 4) * scalar;
+    dim.saturating_mul(8 + 8 + vectors)
+}
+
+fn check_memory(bytes: u64, opts: &EdOptions, what: &str, suggestion: &str) -> Result<()> {
+    if bytes > opts.memory_limit {
+        return Err(Error::Resources(format!(
+            "{what} needs about {:.1} GiB but only {:.1} GiB is available{suggestion}",
+            bytes as f64 / (1u64 << 30) as f64,
+            opts.memory_limit as f64 / (1u64 << 30) as f64
+        )));
+    }
+    Ok(())
+}
+
+/// All momenta of a lattice (one integer per dimension).
+fn all_momenta(lattice: &Lattice) -> Vec<Vec<usize>> {
+    let mut momenta = vec![vec![]];
+    for &l in lattice.extent() {
+        momenta = momenta
+            .into_iter()
+            .flat_map(|k| (0..l).map(move |q| [k.clone(), vec![q]].concat()))
+            .collect();
+    }
+    momenta
+}
+
+/// Diagonalizes a Hamiltonian on a lattice.
+pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> Result<EdResult> {
+    let n = lattice.n_sites();
+    if n > 63 {
+        return Err(Error::Resources(format!("exact diagonalization of {n} sites is impossible (2^{n} states); at most about 40 sites fit")));
+    }
+    let op = &hamiltonian.operator;
+    let plain = SectorBasis::new(n, hamiltonian.n_up)?;
+    let scalar_bytes = |complex: bool| if complex { 16 } else { 8 };
+    let real_op = op.is_real();
+    let mut solutions = Vec::new();
+    let mut best: Option<(f64, Sector, Vec<Complex64>, Option<SymmetricBasis>)> = None;
+    let mut consider =
+        |solution: SectorSolution, vector: Vec<Complex64>, basis: Option<SymmetricBasis>| {
+            let e0 = solution.energies[0];
+            if best
+                .as_ref()
+                .is_none_or(|(b, ..)| e0 < *b - 1e-12 * b.abs().max(1.0))
+            {
+                best = Some((e0, solution.sector.clone(), vector, basis));
+            }
+            solutions.push(solution);
+        };
+    if !opts.symmetry.enabled {
+        let dim = plain.dimension();
+        let suggestion = if lattice.translations().len() > 1 {
+            "; use symmetry sectors (--symmetry, optionally --momentum K --inversion Z) or a total_sz sector"
+        } else {
+            "; restrict to a total_sz sector or use a smaller lattice"
+        };
+        check_memory(
+            lanczos_bytes(dim, scalar_bytes(!real_op), opts),
+            opts,
+            &format!(
+                "the {} of {n} sites ({dim} states)",
+                if hamiltonian.n_up.is_some() {
+                    "S^z sector"
+                } else {
+                    "full space"
+                }
+            ),
+            suggestion,
+        )?;
+        let states: Vec<u64> = plain.states().collect();
+        let sector_op = SectorOperator {
+            operator: op,
+            basis: &plain,
+            states: &states,
+        };
+        let sector = Sector {
+            n_up: hamiltonian.n_up,
+            momentum: None,
+            inversion: None,
+        };
+        let (solution, vector) = if real_op {
+            let (s, v) = solve_sector::<f64>(&sector_op, opts, sector)?;
+            (s, v.into_iter().map(|x| Complex64::new(x, 0.0)).collect())
+        } else {
+            solve_sector::<Complex64>(&sector_op, opts, sector)?
+        };
+        consider(solution, vector, None);
+    } else {
+        if lattice.translations().len() < 2 {
+            return Err(Error::Input("symmetry sectors need a periodic chain or square lattice (this lattice has no translations)".into()));
+        }
+        if !translation_invariant(op, lattice) {
+            return Err(Error::Input("the Hamiltonian is not translation invariant on this lattice; run without --symmetry".into()));
+        }
+        let inversion_ok = hamiltonian.n_up.is_none_or(|k| 2 * k == n) && inversion_invariant(op);
+        if opts.symmetry.inversion.is_some() && !inversion_ok {
+            return Err(Error::Input("spin inversion needs total_sz = 0 (or no S^z sector) and a Hamiltonian invariant under flipping all spins".into()));
+        }
+        let momenta = match &opts.symmetry.momentum {
+            Some(k) => {
+                if k.len() != lattice.extent().len()
+                    || k.iter().zip(lattice.extent()).any(|(q, l)| q >= l)
+                {
+                    return Err(Error::Input(format!(
+                        "--momentum {k:?}: expected {} integer(s) below {:?}",
+                        lattice.extent().len(),
+                        lattice.extent()
+                    )));
+                }
+                vec![k.clone()]
+            }
+            None => all_momenta(lattice),
+        };
+        let inversions: Vec<Option<i8>> = match (opts.symmetry.inversion, inversion_ok) {
+            (Some(z), _) => vec![Some(z)],
+            (None, true) => vec![Some(1), Some(-1)],
+            (None, false) => vec![None],
+        };
+        let group = lattice.translations().len() as u64 * if inversion_ok { 2 } else { 1 };
+        let estimate = plain.dimension() / group + 1;
+        check_memory(
+            lanczos_bytes(estimate, 16, opts) + (1 << 27),
+            opts,
+            &format!("a symmetry sector of about {estimate} states"),
+            "; use a smaller lattice",
+        )?;
+        for k in &momenta {
+            for &z in &inversions {
+                let basis = SymmetricBasis::new(lattice, &plain, k, z);
+                if basis.dimension() == 0 {
+                    continue;
+                }
+                let sector = Sector {
+                    n_up: hamiltonian.n_up,
+                    momentum: Some(k.clone()),
+                    inversion: z,
+                };
+                let real_characters = k
+                    .iter()
+                    .zip(lattice.extent())
+                    .all(|(q, l)| (2 * q) % l == 0);
+                let sym_op = SymmetricOperator {
+                    operator: op,
+                    basis: &basis,
+                };
+                let (solution, vector) = if real_op && real_characters {
+                    let (s, v) = solve_sector::<f64>(&sym_op, opts, sector)?;
+                    (s, v.into_iter().map(|x| Complex64::new(x, 0.0)).collect())
+                } else {
+                    solve_sector::<Complex64>(&sym_op, opts, sector)?
+                };
+                consider(solution, vector, Some(basis));
+            }
+        }
+    }
+    let (energy, sector, vector, basis) =
+        best.ok_or_else(|| Error::Input("no symmetry sector has any state".into()))?;
+    let mut energies: Vec<(f64, Sector)> = solutions
+        .iter()
+        .flat_map(|s| s.energies.iter().map(move |&e| (e, s.sector.clone())))
+        .collect();
+    energies.sort_by(|a, b| a.0.total_cmp(&b.0));
+    energies.truncate(opts.n_states);
+    let ground_state = if vector.is_empty() {
+        GroundState {
+            energy,
+            sector,
+            basis_states: vec![],
+            amplitudes: vec![],
+            zz_correlations: None,
+        }
+    } else {
+        match basis {
+            None => {
+                let states: Vec<u64> = plain.states().collect();
+                let zz = plain_correlations(n, &states, &vector);
+                GroundState {
+                    energy,
+                    sector,
+                    basis_states: states,
+                    amplitudes: vector,
+                    zz_correlations: Some(zz),
+                }
+            }
+            Some(basis) => {
+                let per_translation = basis.translation_correlations(lattice, &vector);
+                let zz = Array2::from_shape_fn((n, n), |(i, j)| {
+                    let t = lattice
+                        .translations()
+                        .iter()
+                        .position(|t| t.perm[i] == j)
+                        .expect("translations act transitively");
+                    per_translation[t]
+                });
+                let (states, amplitudes) = if (plain.dimension() as usize) <= EXPAND_LIMIT {
+                    expand(&basis, &plain, &vector)
+                } else {
+                    (vec![], vec![])
+                };
+                GroundState {
+                    energy,
+                    sector,
+                    basis_states: states,
+                    amplitudes,
+                    zz_correlations: Some(zz),
+                }
+            }
+        }
+    };
+    Ok(EdResult {
+        energies,
+        sectors: solutions,
+        ground_state,
+    })
+}
+
+/// `⟨Z_i Z_j⟩ = Σ_s |ψ_s|² σ_i(s) σ_j(s)` for a normalized vector on plain basis states.
+fn plain_correlations(n: usize, states: &[u64], amplitudes: &[Complex64]) -> Array2<f64> {
+    let partial: Vec<Array2<f64>> = states
+        .par_chunks(BLOCK)
+        .zip(amplitudes.par_chunks(BLOCK))
+        .map(|(ss, aa)| {
+            let mut c = Array2::<f64>::zeros((n, n));
+            for (&s, a) in ss.iter().zip(aa) {
+                let w = a.norm_sqr();
+                for i in 0..n {
+                    for j in 0..n {
+                        let same = ((s >> i) ^ (s >> j)) & 1 == 0;
+                        c[[i, j]] += if same { w } else { -w };
+                    }
+                }
+            }
+            c
+        })
+        .collect();
+    partial
+        .into_iter()
+        .fold(Array2::zeros((n, n)), |acc, p| acc + p)
+}
+
+/// Expands a symmetric-sector vector into the plain basis:
+/// `ψ(s) = c_r χ(g) √(n_r/|G|)` for `g s = r` (the orbit members of each representative).
+fn expand(
+    basis: &SymmetricBasis,
+    plain: &SectorBasis,
+    vector: &[Complex64],
+) -> (Vec<u64>, Vec<Complex64>) {
+    let states: Vec<u64> = plain.states().collect();
+    let amplitudes: Vec<Complex64> = states
+        .par_iter()
+        .map(|&s| {
+            let (rep, g) = basis.representative(s);
+            match basis.index(rep) {
+                Some(j) => {
+                    vector[j]
+                        * basis.character(g)
+                        * (basis.norm(j) / basis.group_order() as f64).sqrt()
+                }
+                None => Complex64::new(0.0, 0.0),
+            }
+        })
+        .collect();
+    (states, amplitudes)
+}
+
+/// Static structure factor `S(q) = (1/N) Σ_ij e^{i q·(r_j − r_i)} ⟨Z_i Z_j⟩` on the grid
+/// `q_d = 2π m_d / L_d` of a chain or square lattice (empty for custom graphs).
+pub fn structure_factor(lattice: &Lattice, zz: &Array2<f64>) -> Vec<(Vec<f64>, f64)> {
+    let extent = lattice.extent();
+    if extent.is_empty() {
+        return vec![];
+    }
+    let n = lattice.n_sites();
+    let coords: Vec<Vec<usize>> = (0..n).map(|i| lattice.coordinates(i)).collect();
+    all_momenta(lattice)
+        .into_iter()
+        .map(|m| {
+            let q: Vec<f64> = m
+                .iter()
+                .zip(extent)
+                .map(|(&k, &l)| 2.0 * std::f64::consts::PI * k as f64 / l as f64)
+                .collect();
+            let mut s = 0.0;
+            for i in 0..n {
+                for j in 0..n {
+                    let phase: f64 = q
+                        .iter()
+                        .enumerate()
+                        .map(|(d, qd)| qd * (coords[j][d] as f64 - coords[i][d] as f64))
+                        .sum();
+                    s += phase.cos() * zz[[i, j]];
+                }
+            }
+            (q, s / n as f64)
+        })
+        .collect()
+}

@@ -1,0 +1,291 @@
+//! Lattices: chains, rectangular Lx×Ly lattices and custom graphs.
+//!
+//! A [`Lattice`] holds nearest- and next-nearest-neighbour bonds (each unordered pair once, so a
+//! periodic chain of 2 sites has one bond), a two-colouring of the nearest-neighbour graph when it
+//! is bipartite, and its translation group as site permutations. Sites of a square lattice are
+//! numbered `i = x + Lx·y`.
+
+use crate::config::{Boundary, LatticeConfig, LatticeKind};
+use std::collections::BTreeSet;
+
+/// One element of the translation group: `site i → perm[i]`, shifting by `shift` lattice vectors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    pub shift: Vec<usize>,
+    pub perm: Vec<usize>,
+}
+
+/// A finite lattice with its bonds and symmetries.
+#[derive(Clone, Debug)]
+pub struct Lattice {
+    n_sites: usize,
+    /// `[L]` for chains, `[Lx, Ly]` for square lattices, empty for custom graphs.
+    extent: Vec<usize>,
+    periodic: bool,
+    bonds: Vec<[usize; 2]>,
+    next_bonds: Vec<[usize; 2]>,
+    sublattice: Option<Vec<u8>>,
+    translations: Vec<Translation>,
+}
+
+fn normalized(pairs: impl IntoIterator<Item = [usize; 2]>) -> Vec<[usize; 2]> {
+    let set: BTreeSet<[usize; 2]> = pairs
+        .into_iter()
+        .filter(|[a, b]| a != b)
+        .map(|[a, b]| [a.min(b), a.max(b)])
+        .collect();
+    set.into_iter().collect()
+}
+
+impl Lattice {
+    /// A chain of `length` sites.
+    pub fn chain(length: usize, boundary: Boundary) -> Self {
+        Self::rectangular(&[length], boundary)
+    }
+
+    /// An `lx × ly` square lattice.
+    pub fn square(lx: usize, ly: usize, boundary: Boundary) -> Self {
+        Self::rectangular(&[lx, ly], boundary)
+    }
+
+    /// Hypercubic lattice in 1 or 2 dimensions: site index `Σ_d x_d Π_{d'<d} L_d'`.
+    fn rectangular(extent: &[usize], boundary: Boundary) -> Self {
+        let periodic = boundary == Boundary::Periodic;
+        let n: usize = extent.iter().product();
+        let coords = |i: usize| -> Vec<usize> {
+            let mut rest = i;
+            extent
+                .iter()
+                .map(|&l| {
+                    let x = rest % l;
+                    rest /= l;
+                    x
+                })
+                .collect()
+        };
+        let index = |x: &[usize]| -> usize {
+            x.iter()
+                .zip(extent)
+                .rev()
+                .fold(0, |acc, (&xi, &l)| acc * l + xi)
+        };
+        // Neighbour of `x` displaced by `d` (components in −1..=1); None across an open boundary.
+        let displaced = |x: &[usize], d: &[isize]| -> Option<usize> {
+            let mut y = Vec::with_capacity(x.len());
+            for ((&xi, &di), &l) in x.iter().zip(d).zip(extent) {
+                let v = xi as isize + di;
+                if (0..l as isize).contains(&v) {
+                    y.push(v as usize);
+                } else if periodic {
+                    y.push(v.rem_euclid(l as isize) as usize);
+                } else {
+                    return None;
+                }
+            }
+            Some(index(&y))
+        };
+        let (nn, nnn): (Vec<Vec<isize>>, Vec<Vec<isize>>) = if extent.len() == 1 {
+            (vec![vec![1]], vec![vec![2]])
+        } else {
+            (vec![vec![1, 0], vec![0, 1]], vec![vec![1, 1], vec![1, -1]])
+        };
+        let bonds_for = |ds: &[Vec<isize>]| {
+            normalized((0..n).flat_map(|i| {
+                let x = coords(i);
+                ds.iter()
+                    .filter_map(move |d| displaced(&x, d).map(|j| [i, j]))
+                    .collect::<Vec<_>>()
+            }))
+        };
+        let bonds = bonds_for(&nn);
+        let next_bonds = bonds_for(&nnn);
+        let translations = if periodic {
+            let mut shifts = vec![vec![]];
+            for &l in extent {
+                shifts = shifts
+                    .into_iter()
+                    .flat_map(|s| (0..l).map(move |t| [s.clone(), vec![t]].concat()))
+                    .collect();
+            }
+            shifts
+                .into_iter()
+                .map(|shift| {
+                    let d: Vec<isize> = shift.iter().map(|&s| s as isize).collect();
+                    let perm = (0..n)
+                        .map(|i| displaced(&coords(i), &d).expect("periodic"))
+                        .collect();
+                    Translation { shift, perm }
+                })
+                .collect()
+        } else {
+            vec![Translation {
+                shift: vec![0; extent.len()],
+                perm: (0..n).collect(),
+            }]
+        };
+        let sublattice = two_colouring(n, &bonds);
+        Lattice {
+            n_sites: n,
+            extent: extent.to_vec(),
+            periodic,
+            bonds,
+            next_bonds,
+            sublattice,
+            translations,
+        }
+    }
+
+    /// A custom graph; its only symmetry is the identity.
+    pub fn custom(n_sites: usize, edges: &[[usize; 2]], next_edges: &[[usize; 2]]) -> Self {
+        let bonds = normalized(edges.iter().copied());
+        let next_bonds = normalized(next_edges.iter().copied());
+        let sublattice = two_colouring(n_sites, &bonds);
+        Lattice {
+            n_sites,
+            extent: vec![],
+            periodic: false,
+            bonds,
+            next_bonds,
+            sublattice,
+            translations: vec![Translation {
+                shift: vec![],
+                perm: (0..n_sites).collect(),
+            }],
+        }
+    }
+
+    /// Builds the lattice of a validated configuration.
+    pub fn from_config(c: &LatticeConfig) -> Self {
+        match c.kind {
+            LatticeKind::Chain => Self::chain(c.length.unwrap_or(2), c.boundary),
+            LatticeKind::Square => {
+                let e = c.extent.clone().unwrap_or_else(|| vec![1, 2]);
+                Self::square(e[0], e[1], c.boundary)
+            }
+            LatticeKind::Custom => {
+                let edges = c.edges.clone().unwrap_or_default();
+                let n = c
+                    .n_sites
+                    .unwrap_or_else(|| edges.iter().flatten().max().map_or(1, |m| m + 1));
+                Self::custom(n, &edges, c.next_edges.as_deref().unwrap_or(&[]))
+            }
+        }
+    }
+
+    pub fn n_sites(&self) -> usize {
+        self.n_sites
+    }
+    /// `[L]`, `[Lx, Ly]`, or empty for custom graphs.
+    pub fn extent(&self) -> &[usize] {
+        &self.extent
+    }
+    pub fn is_periodic(&self) -> bool {
+        self.periodic
+    }
+    /// Nearest-neighbour bonds `[i, j]` with `i < j`, each pair once.
+    pub fn bonds(&self) -> &[[usize; 2]] {
+        &self.bonds
+    }
+    /// Next-nearest-neighbour bonds (chain: distance 2; square: diagonals).
+    pub fn next_bonds(&self) -> &[[usize; 2]] {
+        &self.next_bonds
+    }
+    /// Sublattice (0 or 1) of every site if the nearest-neighbour graph is bipartite.
+    pub fn sublattice(&self) -> Option<&[u8]> {
+        self.sublattice.as_deref()
+    }
+    pub fn is_bipartite(&self) -> bool {
+        self.sublattice.is_some()
+    }
+    /// The translation group (identity only for open boundaries and custom graphs).
+    pub fn translations(&self) -> &[Translation] {
+        &self.translations
+    }
+    /// Position of site `i` (empty for custom graphs).
+    pub fn coordinates(&self, i: usize) -> Vec<usize> {
+        let mut rest = i;
+        self.extent
+            .iter()
+            .map(|&l| {
+                let x = rest % l;
+                rest /= l;
+                x
+            })
+            .collect()
+    }
+}
+
+/// Two-colouring of a graph by breadth-first search, or None if it has an odd cycle.
+fn two_colouring(n: usize, bonds: &[[usize; 2]]) -> Option<Vec<u8>> {
+    let mut adjacency = vec![Vec::new(); n];
+    for &[a, b] in bonds {
+        adjacency[a].push(b);
+        adjacency[b].push(a);
+    }
+    let mut colour = vec![u8::MAX; n];
+    let mut queue = std::collections::VecDeque::new();
+    for start in 0..n {
+        if colour[start] != u8::MAX {
+            continue;
+        }
+        colour[start] = 0;
+        queue.push_back(start);
+        while let Some(i) = queue.pop_front() {
+            for &j in &adjacency[i] {
+                if colour[j] == u8::MAX {
+                    colour[j] = 1 - colour[i];
+                    queue.push_back(j);
+                } else if colour[j] == colour[i] {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(colour)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periodic_chain_bonds_and_translations() {
+        let l = Lattice::chain(6, Boundary::Periodic);
+        assert_eq!(l.bonds().len(), 6);
+        assert_eq!(l.next_bonds().len(), 6);
+        assert!(l.bonds().contains(&[0, 5]));
+        assert_eq!(l.translations().len(), 6);
+        assert_eq!(l.translations()[1].perm, vec![1, 2, 3, 4, 5, 0]);
+        assert_eq!(l.sublattice().unwrap(), &[0, 1, 0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn odd_periodic_chain_is_not_bipartite_open_is() {
+        assert!(!Lattice::chain(5, Boundary::Periodic).is_bipartite());
+        let open = Lattice::chain(5, Boundary::Open);
+        assert!(open.is_bipartite());
+        assert_eq!(open.bonds().len(), 4);
+        assert_eq!(open.next_bonds().len(), 3);
+        assert_eq!(open.translations().len(), 1);
+    }
+
+    #[test]
+    fn square_lattice_counts() {
+        let l = Lattice::square(4, 3, Boundary::Periodic);
+        assert_eq!(l.n_sites(), 12);
+        assert_eq!(l.bonds().len(), 24);
+        assert_eq!(l.next_bonds().len(), 24);
+        assert_eq!(l.translations().len(), 12);
+        assert!(!l.is_bipartite()); // Ly = 3 periodic has odd cycles
+        let o = Lattice::square(3, 2, Boundary::Open);
+        assert_eq!(o.bonds().len(), 7);
+        assert_eq!(o.next_bonds().len(), 4);
+        assert!(o.is_bipartite());
+        // Every translation preserves the bond set.
+        let l = Lattice::square(4, 4, Boundary::Periodic);
+        for t in l.translations() {
+            let mapped = normalized(l.bonds().iter().map(|&[a, b]| [t.perm[a], t.perm[b]]));
+            assert_eq!(mapped, l.bonds());
+        }
+    }
+}

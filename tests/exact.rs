@@ -1,0 +1,266 @@
+//! Exact diagonalization against itself (Lanczos vs dense) and against closed forms.
+
+use nqs::config::{self, Boundary};
+use nqs::exact::{formulas, solve, EdOptions, Method, SymmetryRequest};
+use nqs::lattice::Lattice;
+use nqs::operator::Hamiltonian;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::path::Path;
+
+fn model(text: &str, overrides: &[&str]) -> (Lattice, Hamiltonian) {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let loaded = config::parse(text, Path::new("t.toml"), &o).unwrap();
+    let lattice = Lattice::from_config(&loaded.config.lattice);
+    let h = Hamiltonian::from_config(&loaded.config.model, &lattice, Path::new("t.toml")).unwrap();
+    (lattice, h)
+}
+
+fn ground(
+    lattice: &Lattice,
+    h: &Hamiltonian,
+    method: Method,
+    symmetry: SymmetryRequest,
+    n_states: usize,
+) -> Vec<f64> {
+    let mut opts = EdOptions {
+        n_states,
+        method,
+        symmetry,
+        ..EdOptions::default()
+    };
+    opts.lanczos.eigenvectors = false;
+    let r = solve(h, lattice, &opts).unwrap();
+    r.energies.iter().map(|e| e.0).collect()
+}
+
+fn chain(kind: &str, extra: &str) -> String {
+    format!("[lattice]\nkind = \"chain\"\nlength = 8\nboundary = \"periodic\"\n[model]\nkind = \"{kind}\"\n{extra}\n")
+}
+
+fn random_pauli_model(rng: &mut Xoshiro256PlusPlus, n: usize) -> String {
+    let mut text = format!("[lattice]\nkind = \"chain\"\nlength = {n}\nboundary = \"open\"\n[model]\nkind = \"pauli\"\n");
+    for _ in 0..3 * n {
+        let k = 1 + rng.random_range(0..3usize);
+        let letters: String = (0..k)
+            .map(|_| ['X', 'Y', 'Z'][rng.random_range(0..3usize)])
+            .collect();
+        let mut sites: Vec<usize> = Vec::new();
+        while sites.len() < k {
+            let s = rng.random_range(0..n);
+            if !sites.contains(&s) {
+                sites.push(s);
+            }
+        }
+        // A complex coefficient times a product with repeated sites, or a real coefficient.
+        let coeff = if rng.random::<f64>() < 0.3 && k >= 2 {
+            // Use X·Y = iZ on one site: coefficient −i makes the combined string real.
+            text.push_str(&format!(
+                "[[model.terms]]\ncoeff = [0.0, {:.3}]\nops = \"XY\"\nsites = [{s}, {s}]\n",
+                -rng.random::<f64>(),
+                s = sites[0]
+            ));
+            continue;
+        } else {
+            format!("{:.4}", rng.random::<f64>() * 2.0 - 1.0)
+        };
+        text.push_str(&format!(
+            "[[model.terms]]\ncoeff = {coeff}\nops = \"{letters}\"\nsites = {sites:?}\n"
+        ));
+    }
+    text
+}
+
+#[test]
+fn lanczos_equals_dense_on_random_models() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    for n in [6usize, 7, 8, 9, 10] {
+        let text = random_pauli_model(&mut rng, n);
+        let (lattice, h) = model(&text, &[]);
+        let dense = ground(&lattice, &h, Method::Dense, SymmetryRequest::default(), 3);
+        let lanczos = ground(&lattice, &h, Method::Lanczos, SymmetryRequest::default(), 3);
+        let single = ground(&lattice, &h, Method::Lanczos, SymmetryRequest::default(), 1);
+        for (d, l) in dense.iter().zip(&lanczos) {
+            assert!(
+                (d - l).abs() <= 1e-10 * d.abs().max(1.0),
+                "N={n}: dense {d} lanczos {l}"
+            );
+        }
+        assert!((dense[0] - single[0]).abs() <= 1e-10 * dense[0].abs().max(1.0));
+    }
+    // Built-in models with and without sectors.
+    for (kind, extra) in [
+        ("heisenberg", "J = 0.8\ntotal_sz = 0"),
+        ("xxz", "Jz = 0.3\ntotal_sz = 1"),
+        ("tfi", "h = 0.7"),
+        ("j1j2", "J2 = 0.3\nmarshall_sign = true"),
+    ] {
+        let (lattice, h) = model(&chain(kind, extra), &["lattice.length=10"]);
+        let dense = ground(&lattice, &h, Method::Dense, SymmetryRequest::default(), 4);
+        let lanczos = ground(&lattice, &h, Method::Lanczos, SymmetryRequest::default(), 4);
+        for (d, l) in dense.iter().zip(&lanczos) {
+            assert!(
+                (d - l).abs() <= 1e-10 * d.abs().max(1.0),
+                "{kind}: dense {d} lanczos {l}"
+            );
+        }
+    }
+}
+
+#[test]
+fn symmetry_sectors_reproduce_the_plain_spectrum() {
+    for (kind, extra, overrides) in [
+        ("heisenberg", "total_sz = 0", vec!["lattice.length=12"]),
+        ("xxz", "Jz = 0.5\ntotal_sz = 1", vec!["lattice.length=10"]),
+        ("tfi", "h = 0.9", vec!["lattice.length=10"]),
+        (
+            "heisenberg",
+            "total_sz = 0",
+            vec![
+                "lattice.kind=\"square\"",
+                "lattice.extent=[4,3]",
+                "lattice.length=0",
+            ],
+        ),
+    ] {
+        let text = chain(kind, extra);
+        let text = if overrides.iter().any(|o| o.contains("square")) {
+            text.replace("length = 8\n", "extent = [4, 3]\n")
+                .replace("\"chain\"", "\"square\"")
+        } else {
+            text
+        };
+        let overrides: Vec<&str> = overrides
+            .into_iter()
+            .filter(|o| o.starts_with("lattice.length=1"))
+            .collect();
+        let (lattice, h) = model(&text, &overrides);
+        let plain = ground(&lattice, &h, Method::Dense, SymmetryRequest::default(), 6);
+        let sym = ground(
+            &lattice,
+            &h,
+            Method::Auto,
+            SymmetryRequest {
+                enabled: true,
+                ..Default::default()
+            },
+            6,
+        );
+        for (p, s) in plain.iter().zip(&sym) {
+            assert!(
+                (p - s).abs() < 1e-10 * p.abs().max(1.0),
+                "{kind}: plain {plain:?} symmetric {sym:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bethe_ansatz_equals_lanczos() {
+    for l in (4..=24).step_by(2) {
+        let text = chain("heisenberg", "marshall_sign = true\ntotal_sz = 0");
+        let (lattice, h) = model(&text, &[&format!("lattice.length={l}")]);
+        // With the Marshall sign the ground state is positive: momentum 0, inversion +1.
+        let symmetry = if l >= 18 {
+            SymmetryRequest {
+                enabled: true,
+                momentum: Some(vec![0]),
+                inversion: Some(1),
+            }
+        } else {
+            SymmetryRequest::default()
+        };
+        let e = ground(&lattice, &h, Method::Auto, symmetry, 1)[0];
+        let bethe = formulas::bethe_heisenberg_chain(l, 1.0).unwrap();
+        assert!(
+            (e - bethe).abs() <= 1e-10 * bethe.abs(),
+            "L={l}: Lanczos {e}, Bethe {bethe}"
+        );
+    }
+}
+
+#[test]
+fn free_fermions_equal_lanczos_for_tfi() {
+    for l in [4usize, 5, 8, 11, 14, 20] {
+        for h_field in [0.5, 1.0, 2.0] {
+            for boundary in [Boundary::Periodic, Boundary::Open] {
+                if l == 20 && (boundary == Boundary::Open || h_field != 1.0) {
+                    continue; // the largest size once; the rest covers both boundaries
+                }
+                let b = if boundary == Boundary::Periodic {
+                    "periodic"
+                } else {
+                    "open"
+                };
+                let text = chain("tfi", &format!("h = {h_field}"));
+                let (lattice, h) = model(
+                    &text,
+                    &[
+                        &format!("lattice.length={l}"),
+                        &format!("lattice.boundary=\"{b}\""),
+                    ],
+                );
+                // TFI's ground state is positive: momentum 0 and spin-flip +1 on periodic chains.
+                let symmetry = if boundary == Boundary::Periodic && l >= 14 {
+                    SymmetryRequest {
+                        enabled: true,
+                        momentum: Some(vec![0]),
+                        inversion: Some(1),
+                    }
+                } else {
+                    SymmetryRequest::default()
+                };
+                let e = ground(&lattice, &h, Method::Auto, symmetry, 1)[0];
+                let ff = formulas::free_fermion_tfi_chain(l, 1.0, h_field, boundary).unwrap();
+                assert!(
+                    (e - ff).abs() <= 1e-10 * ff.abs(),
+                    "L={l} h={h_field} {b}: Lanczos {e}, free fermions {ff}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn majumdar_ghosh_point() {
+    for l in [8usize, 12, 16] {
+        let text = chain("j1j2", "J2 = 0.5\nunits = \"spin\"\ntotal_sz = 0");
+        let (lattice, h) = model(&text, &[&format!("lattice.length={l}")]);
+        let e = ground(&lattice, &h, Method::Auto, SymmetryRequest::default(), 1)[0];
+        assert!(
+            (e + 3.0 * l as f64 / 8.0).abs() < 1e-10 * l as f64,
+            "L={l}: {e}"
+        );
+    }
+}
+
+#[test]
+fn square_4x4_heisenberg() {
+    let text = "[lattice]\nkind = \"square\"\nextent = [4, 4]\n[model]\nkind = \"heisenberg\"\nunits = \"spin\"\ntotal_sz = 0\n";
+    let (lattice, h) = model(text, &[]);
+    let e = ground(&lattice, &h, Method::Auto, SymmetryRequest::default(), 1)[0];
+    assert!((e + 11.2284832084).abs() < 1e-9, "{e}");
+    let e_sym = ground(
+        &lattice,
+        &h,
+        Method::Auto,
+        SymmetryRequest {
+            enabled: true,
+            ..Default::default()
+        },
+        1,
+    )[0];
+    assert!((e_sym - e).abs() < 1e-10);
+}
+
+#[test]
+fn memory_estimate_refuses_oversized_problems() {
+    let (lattice, h) = model(&chain("heisenberg", "total_sz = 0"), &["lattice.length=40"]);
+    let opts = EdOptions {
+        memory_limit: 1 << 30,
+        ..EdOptions::default()
+    };
+    let err = solve(&h, &lattice, &opts).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("symmetry"), "{err}");
+}
