@@ -12,6 +12,7 @@
 //! | [`operator`] | Pauli-string sums, built-in models, connected elements |
 //! | [`error`] | the one error type |
 
+pub mod ansatz;
 pub mod config;
 pub mod error;
 pub mod exact;

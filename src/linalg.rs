@@ -112,3 +112,18 @@ pub fn orthogonalize<T: Field>(basis: &[Vec<T>], w: &mut [T]) -> Vec<T> {
     });
     coeffs
 }
+
+unsafe extern "C" {
+    /// OpenBLAS: number of threads its kernels use.
+    fn openblas_set_num_threads(n: std::ffi::c_int);
+}
+
+/// Makes OpenBLAS single-threaded (once per process). Parallelism comes from rayon; OpenBLAS
+/// threads would compete with it for the same cores, and multithreaded OpenBLAS LAPACK calls
+/// from threads with small stacks crash (seen with dgesv from a 2 MiB test thread). Every
+/// function that calls BLAS/LAPACK calls this first.
+pub fn single_threaded_blas() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: a plain setter of OpenBLAS's global thread count, called before any concurrent use.
+    ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
+}

@@ -20,6 +20,7 @@ pub fn bethe_heisenberg_chain(length: usize, coupling: f64) -> Result<f64> {
             "the Bethe-ansatz reference needs an even chain length ≥ 4, got {length}"
         )));
     }
+    crate::linalg::single_threaded_blas();
     let l = length as f64;
     let m = length / 2;
     let quantum: Vec<f64> = (0..m).map(|j| j as f64 - (m as f64 - 1.0) / 2.0).collect();
@@ -28,9 +29,10 @@ pub fn bethe_heisenberg_chain(length: usize, coupling: f64) -> Result<f64> {
             .iter()
             .map(|i| 0.5 * (std::f64::consts::PI * i / l).tan()),
     );
-    for _ in 0..200 {
+    // Residual F_j of the logarithmic Bethe equations and, on request, its Jacobian.
+    let system = |lambda: &Array1<f64>, with_jacobian: bool| -> (Array1<f64>, Array2<f64>) {
         let mut f = Array1::<f64>::zeros(m);
-        let mut jac = Array2::<f64>::zeros((m, m));
+        let mut jac = Array2::<f64>::zeros(if with_jacobian { (m, m) } else { (0, 0) });
         for j in 0..m {
             let mut value = l * (2.0 * lambda[j]).atan() - std::f64::consts::PI * quantum[j];
             let mut diag = 2.0 * l / (1.0 + 4.0 * lambda[j] * lambda[j]);
@@ -38,19 +40,25 @@ pub fn bethe_heisenberg_chain(length: usize, coupling: f64) -> Result<f64> {
                 if k != j {
                     let d = lambda[j] - lambda[k];
                     value -= d.atan();
-                    let g = 1.0 / (1.0 + d * d);
-                    diag -= g;
-                    jac[[j, k]] = g;
+                    if with_jacobian {
+                        let g = 1.0 / (1.0 + d * d);
+                        diag -= g;
+                        jac[[j, k]] = g;
+                    }
                 }
             }
-            jac[[j, j]] = diag;
+            if with_jacobian {
+                jac[[j, j]] = diag;
+            }
             f[j] = value;
         }
-        let step = jac
-            .solve_into(f)
-            .map_err(|e| Error::Numerical(format!("Bethe ansatz Newton step failed: {e}")))?;
-        lambda -= &step;
-        if step.iter().map(|s| s.abs()).fold(0.0, f64::max) < 1e-14 {
+        (f, jac)
+    };
+    let norm = |f: &Array1<f64>| f.iter().map(|x| x * x).sum::<f64>().sqrt();
+    for _ in 0..200 {
+        let (f, jac) = system(&lambda, true);
+        let f_norm = norm(&f);
+        if f_norm < 1e-11 * l {
             let spin_units = l / 4.0
                 - lambda
                     .iter()
@@ -58,6 +66,17 @@ pub fn bethe_heisenberg_chain(length: usize, coupling: f64) -> Result<f64> {
                     .sum::<f64>();
             return Ok(4.0 * coupling * spin_units);
         }
+        let step = jac
+            .solve_into(f)
+            .map_err(|e| Error::Numerical(format!("Bethe ansatz Newton step failed: {e}")))?;
+        // Backtracking: halve the step until the residual decreases.
+        let mut damping = 1.0;
+        let mut trial = &lambda - &step;
+        while damping > 1e-6 && norm(&system(&trial, false).0) >= f_norm {
+            damping *= 0.5;
+            trial = &lambda - &(&step * damping);
+        }
+        lambda = trial;
     }
     Err(Error::Numerical(
         "Bethe ansatz equations did not converge".into(),
@@ -80,6 +99,7 @@ pub fn free_fermion_tfi_chain(
     field: f64,
     boundary: Boundary,
 ) -> Result<f64> {
+    crate::linalg::single_threaded_blas();
     let sector = |boundary_sign: Option<f64>, parity: Option<f64>| -> Result<f64> {
         let n = length;
         let mut a = Array2::<f64>::zeros((n, n));

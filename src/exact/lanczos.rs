@@ -106,6 +106,7 @@ pub fn lanczos<T: Field>(
     op: &impl LinearOperator<T>,
     params: &LanczosParams,
 ) -> Result<(Eigenpairs<T>, LanczosInfo)> {
+    crate::linalg::single_threaded_blas();
     if params.n_states == 1 && op.dim() > params.max_basis {
         return ground_state(op, params);
     }

@@ -327,6 +327,7 @@ fn all_momenta(lattice: &Lattice) -> Vec<Vec<usize>> {
 
 /// Diagonalizes a Hamiltonian on a lattice.
 pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> Result<EdResult> {
+    crate::linalg::single_threaded_blas();
     let n = lattice.n_sites();
     if n > 63 {
         return Err(Error::Resources(format!("exact diagonalization of {n} sites is impossible (2^{n} states); at most about 40 sites fit")));
