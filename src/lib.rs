@@ -21,5 +21,7 @@ pub mod io;
 pub mod lattice;
 pub mod linalg;
 pub mod operator;
+pub mod sampler;
+pub mod stats;
 
 pub use error::{Error, Result};

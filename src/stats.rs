@@ -1,0 +1,180 @@
+//! Monte Carlo statistics of per-sample quantities over several Markov chains.
+//!
+//! Values are laid out chain-major (`values[c·n + s]` is sample s of chain c). Every quantity is
+//! assembled from sums that are reduced over processes with the caller's `reduce` (an
+//! all-reduce; the identity in a single process), so statistics do not depend on how the chains
+//! are spread over ranks.
+
+use num_complex::Complex64;
+use serde::Serialize;
+
+/// Summary of a per-sample quantity.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Stats {
+    pub mean: Complex64,
+    /// Error of the mean including autocorrelation: `√(Var·(1 + 2τ)/N_s)`.
+    pub error: f64,
+    /// `⟨|x − x̄|²⟩`.
+    pub variance: f64,
+    /// Split-R̂ (Gelman–Rubin with each chain cut in two halves); NaN with fewer than 2 samples
+    /// per chain.
+    pub r_hat: f64,
+    /// Integrated autocorrelation time `τ = Σ_{t≥1} ρ(t)` with Sokal's automatic window.
+    pub tau: f64,
+}
+
+/// Statistics of `values` from `local_chains` chains here out of `total_chains` overall;
+/// `first_chain` is the global index of the first local chain.
+pub fn statistics(
+    values: &[Complex64],
+    local_chains: usize,
+    first_chain: usize,
+    total_chains: usize,
+    reduce: &dyn Fn(&mut [f64]),
+) -> Stats {
+    // Every chain has the same number of samples (the sampler guarantees it).
+    let n = if local_chains == 0 {
+        0
+    } else {
+        values.len() / local_chains
+    };
+    if n == 0 {
+        return Stats {
+            r_hat: f64::NAN,
+            ..Stats::default()
+        };
+    }
+    let chain = |c: usize| &values[c * n..(c + 1) * n];
+    // Half-chain means and variances (split-R̂), laid out globally: [re mean, im mean, var] × 2C.
+    let half = n / 2;
+    let mut halves = vec![0.0; 3 * 2 * total_chains];
+    let mut sums = [0.0f64; 2];
+    for c in 0..local_chains {
+        let x = chain(c);
+        for (h, part) in [&x[..half], &x[half..2 * half]].into_iter().enumerate() {
+            if part.is_empty() {
+                continue;
+            }
+            let m: Complex64 = part.iter().sum::<Complex64>() / part.len() as f64;
+            let v = part.iter().map(|z| (z - m).norm_sqr()).sum::<f64>()
+                / (part.len() as f64 - 1.0).max(1.0);
+            let k = 2 * (first_chain + c) + h;
+            halves[3 * k] = m.re;
+            halves[3 * k + 1] = m.im;
+            halves[3 * k + 2] = v;
+        }
+        let s: Complex64 = x.iter().sum();
+        sums[0] += s.re;
+        sums[1] += s.im;
+    }
+    reduce(&mut sums);
+    let total = (n * total_chains) as f64;
+    let mean = Complex64::new(sums[0], sums[1]) / total;
+    // Autocovariance around the global mean, averaged over chains, lags 0..n−1.
+    let mut acov = vec![0.0; n];
+    for c in 0..local_chains {
+        let x = chain(c);
+        for (t, a) in acov.iter_mut().enumerate() {
+            let mut s = 0.0;
+            for i in 0..n - t {
+                s += ((x[i] - mean).conj() * (x[i + t] - mean)).re;
+            }
+            *a += s / n as f64;
+        }
+    }
+    reduce(&mut acov);
+    acov.iter_mut().for_each(|a| *a /= total_chains as f64);
+    reduce(&mut halves);
+    let variance = acov[0];
+    let mut tau = 0.0;
+    if variance > 0.0 {
+        for t in 1..n {
+            tau += acov[t] / variance;
+            if t as f64 >= 5.0 * (1.0 + 2.0 * tau).max(1.0) / 2.0 + 1.0 {
+                break;
+            }
+        }
+    }
+    let tau = tau.max(0.0);
+    let error = (variance * (1.0 + 2.0 * tau) / total).sqrt();
+    let r_hat = if half >= 2 {
+        let m = 2 * total_chains;
+        let means: Vec<Complex64> = (0..m)
+            .map(|k| Complex64::new(halves[3 * k], halves[3 * k + 1]))
+            .collect();
+        let w = (0..m).map(|k| halves[3 * k + 2]).sum::<f64>() / m as f64;
+        let grand: Complex64 = means.iter().sum::<Complex64>() / m as f64;
+        let b_over_n =
+            means.iter().map(|z| (z - grand).norm_sqr()).sum::<f64>() / (m as f64 - 1.0).max(1.0);
+        let nh = half as f64;
+        if w > 0.0 {
+            (((nh - 1.0) / nh * w + b_over_n) / w).sqrt()
+        } else {
+            1.0
+        }
+    } else {
+        f64::NAN
+    };
+    Stats {
+        mean,
+        error,
+        variance,
+        r_hat,
+        tau,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// AR(1) chains x_{t+1} = φ x_t + noise have τ = φ/(1−φ): the error bar must cover the
+    /// spread of independent repetitions.
+    #[test]
+    fn error_bar_is_honest_for_correlated_chains() {
+        let phi = 0.8;
+        let (chains, n) = (16, 500);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let mut means = vec![];
+        let mut errors = vec![];
+        let mut taus = vec![];
+        for _ in 0..200 {
+            let mut values = Vec::with_capacity(chains * n);
+            for _ in 0..chains {
+                let mut x = rng.random::<f64>() - 0.5;
+                for _ in 0..n {
+                    x = phi * x + (rng.random::<f64>() - 0.5);
+                    values.push(Complex64::new(x, 0.0));
+                }
+            }
+            let s = statistics(&values, chains, 0, chains, &|_| {});
+            means.push(s.mean.re);
+            errors.push(s.error);
+            taus.push(s.tau);
+            assert!((s.r_hat - 1.0).abs() < 0.05, "{}", s.r_hat);
+        }
+        let m = means.iter().sum::<f64>() / means.len() as f64;
+        let spread =
+            (means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (means.len() - 1) as f64).sqrt();
+        let error = errors.iter().sum::<f64>() / errors.len() as f64;
+        let tau = taus.iter().sum::<f64>() / taus.len() as f64;
+        assert!((tau - phi / (1.0 - phi)).abs() < 0.6, "tau {tau}");
+        assert!(
+            (error / spread - 1.0).abs() < 0.2,
+            "error {error} spread {spread}"
+        );
+    }
+
+    #[test]
+    fn r_hat_detects_chains_stuck_apart() {
+        let values: Vec<Complex64> = (0..4)
+            .flat_map(|c| {
+                (0..100).map(move |s| Complex64::new(c as f64 + 0.01 * (s % 3) as f64, 0.0))
+            })
+            .collect();
+        let s = statistics(&values, 4, 0, 4, &|_| {});
+        assert!(s.r_hat > 2.0, "{}", s.r_hat);
+    }
+}

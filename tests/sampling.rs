@@ -1,0 +1,199 @@
+//! The Metropolis sampler reproduces exact |ψ|² and does not depend on the thread count.
+
+use nqs::ansatz::{Ansatz, Rbm, RbmKind};
+use nqs::hilbert::{bits_from_spins, spins_from_bits, SectorBasis};
+use nqs::lattice::Lattice;
+use nqs::sampler::{MetropolisSampler, Moves, SamplerSettings};
+use std::collections::HashMap;
+
+fn exact_distribution(rbm: &Rbm, n_up: Option<usize>) -> HashMap<u64, f64> {
+    let n = rbm.n_sites();
+    let basis = SectorBasis::new(n, n_up).unwrap();
+    let mut sigma = vec![0i8; n];
+    let mut cache = rbm.new_cache();
+    let logs: Vec<(u64, f64)> = basis
+        .states()
+        .map(|s| {
+            spins_from_bits(s, &mut sigma);
+            rbm.refresh(&sigma, &mut cache);
+            (s, 2.0 * rbm.log_psi(&sigma, &cache).re)
+        })
+        .collect();
+    let max = logs.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = logs.iter().map(|x| (x.1 - max).exp()).sum();
+    logs.into_iter()
+        .map(|(s, l)| (s, (l - max).exp() / z))
+        .collect()
+}
+
+fn histogram(
+    rbm: &Rbm,
+    moves: Moves,
+    n_up: Option<usize>,
+    chains: usize,
+    per_chain: usize,
+) -> HashMap<u64, f64> {
+    let n = rbm.n_sites();
+    // Pearson's χ² assumes independent samples: take them several sweeps apart (nearest-neighbour
+    // exchange decorrelates a random RBM slowly; moves between all pairs need no more than 10
+    // sweeps, which shows the slowness is mixing, not bias).
+    let sweeps_apart = if matches!(moves, Moves::Local) {
+        10
+    } else {
+        40
+    };
+    let settings = SamplerSettings {
+        moves,
+        sweep: sweeps_apart * n,
+        thermalization: 1000,
+        samples_per_chain: per_chain,
+        refresh_every: 50,
+        n_up,
+    };
+    let mut sampler = MetropolisSampler::new(rbm, settings, 42, 0, chains);
+    let mut samples = sampler.new_sample_set(rbm);
+    sampler.sample(rbm, &mut samples);
+    let mut counts: HashMap<u64, f64> = HashMap::new();
+    for s in 0..samples.len() {
+        *counts
+            .entry(bits_from_spins(samples.configuration(s)))
+            .or_default() += 1.0;
+    }
+    counts
+}
+
+/// Total-variation distance and the Wilson–Hilferty z-score of Pearson's χ² (bins with an
+/// expected count below 5 are merged).
+fn compare(exact: &HashMap<u64, f64>, counts: &HashMap<u64, f64>, total: f64) -> (f64, f64) {
+    let tv = 0.5
+        * exact
+            .iter()
+            .map(|(s, p)| (counts.get(s).copied().unwrap_or(0.0) / total - p).abs())
+            .sum::<f64>();
+    let (mut chi2, mut bins) = (0.0, 0usize);
+    let (mut small_obs, mut small_exp) = (0.0, 0.0);
+    for (s, p) in exact {
+        let e = p * total;
+        let o = counts.get(s).copied().unwrap_or(0.0);
+        if e < 5.0 {
+            small_obs += o;
+            small_exp += e;
+        } else {
+            chi2 += (o - e).powi(2) / e;
+            bins += 1;
+        }
+    }
+    if small_exp > 0.0 {
+        chi2 += (small_obs - small_exp).powi(2) / small_exp;
+        bins += 1;
+    }
+    let k = (bins - 1) as f64;
+    let z = ((chi2 / k).powf(1.0 / 3.0) - (1.0 - 2.0 / (9.0 * k))) / (2.0 / (9.0 * k)).sqrt();
+    (tv, z)
+}
+
+fn chain_perms(n: usize) -> Vec<Vec<usize>> {
+    Lattice::chain(n, nqs::config::Boundary::Periodic)
+        .translations()
+        .iter()
+        .map(|t| t.perm.clone())
+        .collect()
+}
+
+#[test]
+fn samples_follow_exact_distribution() {
+    let cases: Vec<(Rbm, Moves, Option<usize>)> = vec![
+        (
+            Rbm::random(8, RbmKind::Dense { alpha: 2 }, 0.3, 1),
+            Moves::Local,
+            None,
+        ),
+        (
+            Rbm::random(
+                8,
+                RbmKind::Symmetric {
+                    alpha: 2,
+                    perms: chain_perms(8),
+                },
+                0.3,
+                2,
+            ),
+            Moves::Local,
+            None,
+        ),
+        (
+            Rbm::random(10, RbmKind::Dense { alpha: 2 }, 0.2, 3),
+            Moves::Exchange(
+                Lattice::chain(10, nqs::config::Boundary::Periodic)
+                    .bonds()
+                    .to_vec(),
+            ),
+            Some(5),
+        ),
+        (
+            Rbm::random(
+                10,
+                RbmKind::Symmetric {
+                    alpha: 2,
+                    perms: chain_perms(10),
+                },
+                0.2,
+                4,
+            ),
+            Moves::Exchange(
+                Lattice::chain(10, nqs::config::Boundary::Periodic)
+                    .bonds()
+                    .to_vec(),
+            ),
+            Some(5),
+        ),
+    ];
+    for (k, (rbm, moves, n_up)) in cases.into_iter().enumerate() {
+        let exact = exact_distribution(&rbm, n_up);
+        let (chains, per_chain) = (100, 10_000);
+        let counts = histogram(&rbm, moves, n_up, chains, per_chain);
+        let (tv, z) = compare(&exact, &counts, (chains * per_chain) as f64);
+        // Order-one weights (|W| ≈ 0.4–0.7): the distribution is far from uniform.
+        let max_p = exact.values().copied().fold(0.0, f64::max);
+        assert!(
+            max_p > 5.0 / exact.len() as f64,
+            "case {k}: distribution too flat to be a test"
+        );
+        assert!(tv < 0.01, "case {k}: total variation {tv}");
+        // χ² at the 1e-3 level: z < 3.09.
+        assert!(z < 3.09, "case {k}: chi-square rejects (z = {z:.2})");
+    }
+}
+
+#[test]
+fn samples_do_not_depend_on_thread_count() {
+    let rbm = Rbm::random(12, RbmKind::Dense { alpha: 2 }, 0.3, 8);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let settings = SamplerSettings {
+                moves: Moves::Exchange(
+                    Lattice::chain(12, nqs::config::Boundary::Periodic)
+                        .bonds()
+                        .to_vec(),
+                ),
+                sweep: 12,
+                thermalization: 20,
+                samples_per_chain: 50,
+                refresh_every: 10,
+                n_up: Some(6),
+            };
+            let mut sampler = MetropolisSampler::new(&rbm, settings, 7, 0, 8);
+            let mut samples = sampler.new_sample_set(&rbm);
+            sampler.sample(&rbm, &mut samples);
+            sampler.sample(&rbm, &mut samples);
+            samples.sigma
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(4));
+}
