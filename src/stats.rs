@@ -33,11 +33,7 @@ pub fn statistics(
     reduce: &dyn Fn(&mut [f64]),
 ) -> Stats {
     // Every chain has the same number of samples (the sampler guarantees it).
-    let n = if local_chains == 0 {
-        0
-    } else {
-        values.len() / local_chains
-    };
+    let n = values.len().checked_div(local_chains).unwrap_or(0);
     if n == 0 {
         return Stats {
             r_hat: f64::NAN,
@@ -88,8 +84,8 @@ pub fn statistics(
     let variance = acov[0];
     let mut tau = 0.0;
     if variance > 0.0 {
-        for t in 1..n {
-            tau += acov[t] / variance;
+        for (t, a) in acov.iter().enumerate().skip(1) {
+            tau += a / variance;
             if t as f64 >= 5.0 * (1.0 + 2.0 * tau).max(1.0) / 2.0 + 1.0 {
                 break;
             }
