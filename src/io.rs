@@ -4,7 +4,10 @@
 //! written to `<name>.tmp` and renamed into place, so a reader never sees a half-written file.
 
 use crate::error::{Error, Result};
+use crate::ansatz::{Ansatz, RbmKind};
 use crate::exact::{structure_factor, EdResult};
+use crate::stats::Stats;
+use crate::vmc::VmcState;
 use crate::lattice::Lattice;
 use hdf5::types::VarLenUnicode;
 use hdf5::{Group, H5Type, Location};
@@ -199,6 +202,79 @@ pub fn write_exact(
                 "structure_factor",
                 &sq.iter().map(|s| s.1).collect::<Vec<_>>(),
             )?;
+        }
+        Ok(())
+    };
+    write().map_err(h5err(path))
+}
+
+/// Writes the groups of a finished VMC run: ansatz, optimizer, sampler, history, exact,
+/// observables.
+#[allow(clippy::too_many_arguments)]
+pub fn write_run(
+    root: &Group,
+    state: &VmcState,
+    energy: &Stats,
+    reference: Option<&(f64, String)>,
+    szsz: &Array2<f64>,
+    szsz_error: &Array2<f64>,
+    structure: &[(Vec<f64>, Stats)],
+    extra: &[(String, Stats)],
+    path: &Path,
+) -> Result<()> {
+    let write = || -> hdf5::Result<()> {
+        let a = root.create_group("ansatz")?;
+        let (kind, alpha) = match state.ansatz.kind() {
+            RbmKind::Dense { alpha } => ("rbm", *alpha),
+            RbmKind::Symmetric { alpha, .. } => ("rbm_symm", *alpha),
+        };
+        write_str_attr(&a, "kind", kind)?;
+        write_attr(&a, "alpha", alpha as u64)?;
+        write_attr(&a, "n_sites", state.ansatz.n_sites() as u64)?;
+        write_attr(&a, "n_hidden", state.ansatz.n_hidden() as u64)?;
+        write_1d(&a, "parameters", state.ansatz.parameters())?;
+        let o = root.create_group("optimizer")?;
+        write_attr(&o, "iteration", state.optimizer.iteration as u64)?;
+        let s = root.create_group("sampler")?;
+        let n = state.ansatz.n_sites();
+        let configs = Array2::from_shape_fn((state.sampler.chains.len(), n), |(c, i)| state.sampler.chains[c].sigma[i]);
+        write_2d(&s, "configurations", &configs)?;
+        let h = root.create_group("history")?;
+        let column = |f: &dyn Fn(&crate::vmc::HistoryRow) -> f64| state.history.iter().map(f).collect::<Vec<f64>>();
+        write_1d(&h, "iteration", &state.history.iter().map(|r| r.iteration as u64).collect::<Vec<_>>())?;
+        write_1d(&h, "energy", &column(&|r| r.energy))?;
+        write_1d(&h, "energy_imag", &column(&|r| r.energy_imag))?;
+        write_1d(&h, "error", &column(&|r| r.error))?;
+        write_1d(&h, "variance", &column(&|r| r.variance))?;
+        write_1d(&h, "r_hat", &column(&|r| r.r_hat))?;
+        write_1d(&h, "tau", &column(&|r| r.tau))?;
+        write_1d(&h, "acceptance", &column(&|r| r.acceptance))?;
+        write_1d(&h, "learning_rate", &column(&|r| r.learning_rate))?;
+        write_1d(&h, "diag_shift", &column(&|r| r.diag_shift))?;
+        write_1d(&h, "cg_iterations", &column(&|r| r.cg_iterations as f64))?;
+        write_1d(&h, "wall_time", &column(&|r| r.wall_time))?;
+        let obs = root.create_group("observables")?;
+        write_attr(&obs, "energy", energy.mean.re)?;
+        write_attr(&obs, "energy_error", energy.error)?;
+        write_attr(&obs, "energy_variance", energy.variance)?;
+        write_2d(&obs, "szsz", szsz)?;
+        write_2d(&obs, "szsz_error", szsz_error)?;
+        if !structure.is_empty() {
+            let dims = structure[0].0.len();
+            write_2d(&obs, "structure_factor_q", &Array2::from_shape_fn((structure.len(), dims), |(i, d)| structure[i].0[d]))?;
+            write_1d(&obs, "structure_factor", &structure.iter().map(|s| s.1.mean.re).collect::<Vec<_>>())?;
+            write_1d(&obs, "structure_factor_error", &structure.iter().map(|s| s.1.error).collect::<Vec<_>>())?;
+        }
+        for (name, s) in extra {
+            let g = obs.create_group(name)?;
+            write_attr(&g, "mean", s.mean.re)?;
+            write_attr(&g, "mean_imag", s.mean.im)?;
+            write_attr(&g, "error", s.error)?;
+        }
+        if let Some((e, method)) = reference {
+            let x = root.create_group("exact")?;
+            write_attr(&x, "energy", *e)?;
+            write_str_attr(&x, "method", method)?;
         }
         Ok(())
     };

@@ -21,7 +21,12 @@ pub mod io;
 pub mod lattice;
 pub mod linalg;
 pub mod operator;
+pub mod optimizer;
 pub mod sampler;
 pub mod stats;
+pub mod vmc;
 
 pub use error::{Error, Result};
+
+// Links the CBLAS that ndarray's `blas` feature calls (OpenBLAS from the system).
+extern crate blas_src;

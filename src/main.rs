@@ -8,6 +8,8 @@ use nqs::exact::{self, formulas, EdOptions, Method, SymmetryRequest};
 use nqs::io::{self, NewFile, RootInfo};
 use nqs::lattice::Lattice;
 use nqs::operator::Hamiltonian;
+use nqs::ansatz::Ansatz;
+use nqs::vmc;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,8 +36,25 @@ struct Cli {
 enum Command {
     /// Exact diagonalization of a model file: ground state (and k lowest states).
     Ed(EdArgs),
+    /// Variational ground state: RBM + Metropolis + stochastic reconfiguration.
+    Run(RunArgs),
     /// Validate a model file and print what it describes.
     Check(ModelArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output HDF5 file (default: run.output of the model file, else runs/<model>.h5).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+    /// Skip the exact reference (ED or closed form) in the summary.
+    #[arg(long)]
+    no_reference: bool,
 }
 
 #[derive(Args)]
@@ -157,6 +176,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ed(args) => ed(args, cli.json, threads),
         Command::Check(args) => check(args, cli.json),
+        Command::Run(args) => run_vmc(args, cli.json, threads),
     }
 }
 
@@ -328,6 +348,229 @@ fn ed(args: EdArgs, json: bool, threads: usize) -> Result<()> {
         if let Some(path) = output {
             println!("written to {}", path.display());
         }
+    }
+    Ok(())
+}
+
+/// The exact reference of a run: the project's ED when the sector is small, else a closed form.
+fn exact_reference(m: &Model) -> Option<(f64, String)> {
+    let n = m.lattice.n_sites();
+    let small = n <= 40 && {
+        let dim = nqs::hilbert::SectorBasis::new(n, m.hamiltonian.n_up).map(|b| b.dimension()).unwrap_or(u64::MAX);
+        dim <= 1_000_000
+    };
+    if small {
+        let mut opts = EdOptions::default();
+        opts.lanczos.eigenvectors = false;
+        if let Ok(r) = exact::solve(&m.hamiltonian, &m.lattice, &opts) {
+            return Some((r.ground_state.energy, format!("ed ({})", r.method())));
+        }
+    }
+    formulas::reference_energy(&m.loaded.config.lattice, &m.loaded.config.model).map(|(e, method)| (e, method.to_string()))
+}
+
+/// Log destination: an indicatif bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress { bar, last_line: Instant::now() }
+    }
+
+    fn update(&mut self, done: usize, total: usize, message: String) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done as u64);
+                bar.set_message(message);
+            }
+            None => {
+                if done == total || done <= 1 || self.last_line.elapsed().as_secs_f64() >= 5.0 {
+                    eprintln!("iter {done:>6}/{total} {message}");
+                    self.last_line = Instant::now();
+                }
+            }
+        }
+    }
+
+    fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
+    let start = Instant::now();
+    let m = Model::load(&args.model)?;
+    let config = &m.loaded.config;
+    let n = m.lattice.n_sites();
+    let output = args.output.clone().or_else(|| config.run.output.clone()).unwrap_or_else(|| {
+        let stem = args.model.model.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from(format!("runs/{stem}.h5"))
+    });
+    if output.exists() && !args.force {
+        return Err(Error::Input(format!("{}: output file exists; choose another --output or pass --force to replace it", output.display())));
+    }
+    let ansatz = vmc::build_ansatz(config, &m.lattice, &m.loaded.path)?;
+    let (settings, notes) = vmc::sampler_settings(config, &m.lattice, &m.hamiltonian, &m.loaded.path)?;
+    let chains = config.sampler.chains;
+    let sampler = nqs::sampler::MetropolisSampler::new(&ansatz, settings, config.run.seed, 0, chains);
+    let n_params = ansatz.n_parameters();
+    let n_samples = sampler.settings.samples_per_chain * chains;
+    let state = vmc::VmcState { ansatz, optimizer: Default::default(), sampler, history: vec![] };
+    eprintln!(
+        "nqs run: {} | {:?} alpha={} ({n_params} parameters) | {} chains × {} samples, {:?} moves | {:?} | {threads} threads",
+        m.description(),
+        config.ansatz.kind,
+        config.ansatz.alpha,
+        chains,
+        n_samples / chains,
+        state.sampler.settings.kind(),
+        config.optimizer.kind,
+    );
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
+    let memory_limit = exact::available_memory() / 2;
+    if config.optimizer.kind == nqs::config::OptimizerKind::Sr && config.optimizer.solver == nqs::config::SrSolverKind::Auto {
+        eprintln!("SR solver: auto chose {:?} for {n_samples} samples × {n_params} parameters", nqs::optimizer::choose_solver(n_samples, n_params, memory_limit));
+    }
+    let mut driver = vmc::Driver::new(config, &m.hamiltonian, state, memory_limit);
+    let iterations = config.optimizer.iterations;
+    let mut progress = Progress::new(iterations);
+    let mut times = Vec::with_capacity(iterations);
+    let mut failures = 0;
+    let mut it = 0;
+    while it < iterations {
+        let t0 = Instant::now();
+        let backup = driver.state.ansatz.clone();
+        match driver.step() {
+            Ok(report) => {
+                failures = 0;
+                let dt = t0.elapsed().as_secs_f64();
+                times.push(dt);
+                let e = &report.energy;
+                driver.state.history.push(vmc::HistoryRow {
+                    iteration: it,
+                    energy: e.mean.re,
+                    energy_imag: e.mean.im,
+                    error: e.error,
+                    variance: e.variance,
+                    r_hat: e.r_hat,
+                    tau: e.tau,
+                    acceptance: report.sweep.acceptance(),
+                    learning_rate: report.update.learning_rate,
+                    diag_shift: report.update.diag_shift,
+                    cg_iterations: report.update.cg_iterations,
+                    solver_residual: report.update.residual,
+                    wall_time: start.elapsed().as_secs_f64(),
+                });
+                it += 1;
+                progress.update(
+                    it,
+                    iterations,
+                    format!(
+                        "E = {:.6} ± {:.6}  var {:.4}  acc {:.2}  R̂ {:.3}  {}{}",
+                        e.mean.re,
+                        e.error,
+                        e.variance,
+                        report.sweep.acceptance(),
+                        e.r_hat,
+                        report.update.method,
+                        if report.update.cg_iterations > 0 { format!(" ({} CG its)", report.update.cg_iterations) } else { String::new() }
+                    ),
+                );
+            }
+            Err(Error::Numerical(message)) if failures < 3 => {
+                failures += 1;
+                driver.state.ansatz = backup;
+                for chain in &mut driver.state.sampler.chains {
+                    chain.thermalized = false;
+                }
+                progress.note(&format!("warning: {message}; restored the previous parameters and re-thermalizing (attempt {failures}/3)"));
+            }
+            Err(e) => {
+                progress.finish();
+                return Err(e);
+            }
+        }
+    }
+    progress.finish();
+    // Final estimate from a longer, independent set of samples.
+    let per_chain = config.run.observable_samples.unwrap_or(4 * n_samples).div_ceil(chains);
+    let obs = driver.observe(per_chain);
+    let energy = obs.energy;
+    let reference = if args.no_reference { None } else { exact_reference(&m) };
+    let relative_error = reference.as_ref().map(|(e, _)| ((energy.mean.re - e) / e).abs());
+    let v_score = n as f64 * energy.variance / (energy.mean.re * energy.mean.re);
+    times.sort_by(f64::total_cmp);
+    let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
+    let (szsz, szsz_err) = obs.szsz();
+    let sq = obs.structure_factor(&m.lattice);
+    let wall = start.elapsed().as_secs_f64();
+    let root = RootInfo { config_text: m.loaded.text.clone(), seed: config.run.seed, ranks: 1, threads, command: "run".into() };
+    let file = NewFile::create(&output, args.force, &root)?;
+    io::write_run(&file.file, &driver.state, &energy, reference.as_ref(), &szsz, &szsz_err, &sq, &obs.extra, &output)?;
+    let output = file.commit()?;
+    let units = config.model.units.name();
+    if json {
+        println!(
+            "{}",
+            json!({
+                "energy": {"mean": energy.mean.re, "error": energy.error, "variance": energy.variance, "r_hat": energy.r_hat, "tau": energy.tau},
+                "energy_per_site": energy.mean.re / n as f64,
+                "exact": reference.as_ref().map(|(e, method)| json!({"energy": e, "method": method})),
+                "relative_error": relative_error,
+                "v_score": v_score,
+                "units": units,
+                "iterations": driver.state.history.len(),
+                "n_parameters": n_params,
+                "n_samples": n_samples,
+                "wall_time_s": wall,
+                "time_per_iteration_s": median,
+                "observables": obs.extra.iter().map(|(name, s)| json!({"name": name, "mean": s.mean.re, "error": s.error})).collect::<Vec<_>>(),
+                "output": output,
+            })
+        );
+    } else {
+        println!("{}", m.description());
+        println!("  energy             {:.8} ± {:.8} ({units} units)", energy.mean.re, energy.error);
+        println!("  energy per site    {:.8} ± {:.8}", energy.mean.re / n as f64, energy.error / n as f64);
+        println!("  variance           {:.6e}   V-score N·Var/E² = {v_score:.3e}", energy.variance);
+        println!("  R̂ {:.4}, τ {:.2}", energy.r_hat, energy.tau);
+        match (&reference, relative_error) {
+            (Some((e, method)), Some(rel)) => println!("  exact              {e:.8} ({method})   relative error {rel:.2e}"),
+            _ => println!("  exact              (no reference for this model)"),
+        }
+        if let Some((q, s)) = sq.iter().max_by(|a, b| a.1.mean.re.total_cmp(&b.1.mean.re)) {
+            println!("  max S(q)           {:.5} ± {:.5} at q = {:?}", s.mean.re, s.error, q.iter().map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>());
+        }
+        println!("  ⟨S^z_0 S^z_j⟩      {}", (0..n.min(8)).map(|j| format!("{:.4}", szsz[[0, j]])).collect::<Vec<_>>().join(" "));
+        for (name, s) in &obs.extra {
+            println!("  ⟨{name}⟩ {:>12.6} ± {:.6}", s.mean.re, s.error);
+        }
+        println!("  parameters {n_params}, samples {n_samples}, iterations {}", driver.state.history.len());
+        println!("  wall time {wall:.1} s, median {:.4} s per iteration", median);
+        println!("  written to {}", output.display());
     }
     Ok(())
 }
