@@ -3,12 +3,12 @@
 //! Complex arrays use the compound `{r: f64, i: f64}` that h5py reads as complex128. Files are
 //! written to `<name>.tmp` and renamed into place, so a reader never sees a half-written file.
 
-use crate::error::{Error, Result};
 use crate::ansatz::{Ansatz, RbmKind};
+use crate::error::{Error, Result};
 use crate::exact::{structure_factor, EdResult};
+use crate::lattice::Lattice;
 use crate::stats::Stats;
 use crate::vmc::VmcState;
-use crate::lattice::Lattice;
 use hdf5::types::VarLenUnicode;
 use hdf5::{Group, H5Type, Location};
 use ndarray::Array2;
@@ -237,11 +237,23 @@ pub fn write_run(
         write_attr(&o, "iteration", state.optimizer.iteration as u64)?;
         let s = root.create_group("sampler")?;
         let n = state.ansatz.n_sites();
-        let configs = Array2::from_shape_fn((state.sampler.chains.len(), n), |(c, i)| state.sampler.chains[c].sigma[i]);
+        let configs = Array2::from_shape_fn((state.sampler.chains.len(), n), |(c, i)| {
+            state.sampler.chains[c].sigma[i]
+        });
         write_2d(&s, "configurations", &configs)?;
         let h = root.create_group("history")?;
-        let column = |f: &dyn Fn(&crate::vmc::HistoryRow) -> f64| state.history.iter().map(f).collect::<Vec<f64>>();
-        write_1d(&h, "iteration", &state.history.iter().map(|r| r.iteration as u64).collect::<Vec<_>>())?;
+        let column = |f: &dyn Fn(&crate::vmc::HistoryRow) -> f64| {
+            state.history.iter().map(f).collect::<Vec<f64>>()
+        };
+        write_1d(
+            &h,
+            "iteration",
+            &state
+                .history
+                .iter()
+                .map(|r| r.iteration as u64)
+                .collect::<Vec<_>>(),
+        )?;
         write_1d(&h, "energy", &column(&|r| r.energy))?;
         write_1d(&h, "energy_imag", &column(&|r| r.energy_imag))?;
         write_1d(&h, "error", &column(&|r| r.error))?;
@@ -261,9 +273,21 @@ pub fn write_run(
         write_2d(&obs, "szsz_error", szsz_error)?;
         if !structure.is_empty() {
             let dims = structure[0].0.len();
-            write_2d(&obs, "structure_factor_q", &Array2::from_shape_fn((structure.len(), dims), |(i, d)| structure[i].0[d]))?;
-            write_1d(&obs, "structure_factor", &structure.iter().map(|s| s.1.mean.re).collect::<Vec<_>>())?;
-            write_1d(&obs, "structure_factor_error", &structure.iter().map(|s| s.1.error).collect::<Vec<_>>())?;
+            write_2d(
+                &obs,
+                "structure_factor_q",
+                &Array2::from_shape_fn((structure.len(), dims), |(i, d)| structure[i].0[d]),
+            )?;
+            write_1d(
+                &obs,
+                "structure_factor",
+                &structure.iter().map(|s| s.1.mean.re).collect::<Vec<_>>(),
+            )?;
+            write_1d(
+                &obs,
+                "structure_factor_error",
+                &structure.iter().map(|s| s.1.error).collect::<Vec<_>>(),
+            )?;
         }
         for (name, s) in extra {
             let g = obs.create_group(name)?;

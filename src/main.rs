@@ -2,13 +2,13 @@
 //! either a human-readable report (stdout) or, with `--json`, exactly one JSON object.
 
 use clap::{Args, Parser, Subcommand};
+use nqs::ansatz::Ansatz;
 use nqs::config::{self, LoadedConfig};
 use nqs::error::{Error, Result};
 use nqs::exact::{self, formulas, EdOptions, Method, SymmetryRequest};
 use nqs::io::{self, NewFile, RootInfo};
 use nqs::lattice::Lattice;
 use nqs::operator::Hamiltonian;
-use nqs::ansatz::Ansatz;
 use nqs::vmc;
 use serde_json::json;
 use std::path::PathBuf;
@@ -356,7 +356,9 @@ fn ed(args: EdArgs, json: bool, threads: usize) -> Result<()> {
 fn exact_reference(m: &Model) -> Option<(f64, String)> {
     let n = m.lattice.n_sites();
     let small = n <= 40 && {
-        let dim = nqs::hilbert::SectorBasis::new(n, m.hamiltonian.n_up).map(|b| b.dimension()).unwrap_or(u64::MAX);
+        let dim = nqs::hilbert::SectorBasis::new(n, m.hamiltonian.n_up)
+            .map(|b| b.dimension())
+            .unwrap_or(u64::MAX);
         dim <= 1_000_000
     };
     if small {
@@ -366,7 +368,8 @@ fn exact_reference(m: &Model) -> Option<(f64, String)> {
             return Some((r.ground_state.energy, format!("ed ({})", r.method())));
         }
     }
-    formulas::reference_energy(&m.loaded.config.lattice, &m.loaded.config.model).map(|(e, method)| (e, method.to_string()))
+    formulas::reference_energy(&m.loaded.config.lattice, &m.loaded.config.model)
+        .map(|(e, method)| (e, method.to_string()))
 }
 
 /// Log destination: an indicatif bar on a terminal, plain lines otherwise.
@@ -381,12 +384,17 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar
         });
-        Progress { bar, last_line: Instant::now() }
+        Progress {
+            bar,
+            last_line: Instant::now(),
+        }
     }
 
     fn update(&mut self, done: usize, total: usize, message: String) {
@@ -423,20 +431,38 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
     let m = Model::load(&args.model)?;
     let config = &m.loaded.config;
     let n = m.lattice.n_sites();
-    let output = args.output.clone().or_else(|| config.run.output.clone()).unwrap_or_else(|| {
-        let stem = args.model.model.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
-        PathBuf::from(format!("runs/{stem}.h5"))
-    });
+    let output = args
+        .output
+        .clone()
+        .or_else(|| config.run.output.clone())
+        .unwrap_or_else(|| {
+            let stem = args
+                .model
+                .model
+                .file_stem()
+                .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+            PathBuf::from(format!("runs/{stem}.h5"))
+        });
     if output.exists() && !args.force {
-        return Err(Error::Input(format!("{}: output file exists; choose another --output or pass --force to replace it", output.display())));
+        return Err(Error::Input(format!(
+            "{}: output file exists; choose another --output or pass --force to replace it",
+            output.display()
+        )));
     }
     let ansatz = vmc::build_ansatz(config, &m.lattice, &m.loaded.path)?;
-    let (settings, notes) = vmc::sampler_settings(config, &m.lattice, &m.hamiltonian, &m.loaded.path)?;
+    let (settings, notes) =
+        vmc::sampler_settings(config, &m.lattice, &m.hamiltonian, &m.loaded.path)?;
     let chains = config.sampler.chains;
-    let sampler = nqs::sampler::MetropolisSampler::new(&ansatz, settings, config.run.seed, 0, chains);
+    let sampler =
+        nqs::sampler::MetropolisSampler::new(&ansatz, settings, config.run.seed, 0, chains);
     let n_params = ansatz.n_parameters();
     let n_samples = sampler.settings.samples_per_chain * chains;
-    let state = vmc::VmcState { ansatz, optimizer: Default::default(), sampler, history: vec![] };
+    let state = vmc::VmcState {
+        ansatz,
+        optimizer: Default::default(),
+        sampler,
+        history: vec![],
+    };
     eprintln!(
         "nqs run: {} | {:?} alpha={} ({n_params} parameters) | {} chains × {} samples, {:?} moves | {:?} | {threads} threads",
         m.description(),
@@ -451,8 +477,13 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
         eprintln!("note: {note}");
     }
     let memory_limit = exact::available_memory() / 2;
-    if config.optimizer.kind == nqs::config::OptimizerKind::Sr && config.optimizer.solver == nqs::config::SrSolverKind::Auto {
-        eprintln!("SR solver: auto chose {:?} for {n_samples} samples × {n_params} parameters", nqs::optimizer::choose_solver(n_samples, n_params, memory_limit));
+    if config.optimizer.kind == nqs::config::OptimizerKind::Sr
+        && config.optimizer.solver == nqs::config::SrSolverKind::Auto
+    {
+        eprintln!(
+            "SR solver: auto chose {:?} for {n_samples} samples × {n_params} parameters",
+            nqs::optimizer::choose_solver(n_samples, n_params, memory_limit)
+        );
     }
     let mut driver = vmc::Driver::new(config, &m.hamiltonian, state, memory_limit);
     let iterations = config.optimizer.iterations;
@@ -496,7 +527,11 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                         report.sweep.acceptance(),
                         e.r_hat,
                         report.update.method,
-                        if report.update.cg_iterations > 0 { format!(" ({} CG its)", report.update.cg_iterations) } else { String::new() }
+                        if report.update.cg_iterations > 0 {
+                            format!(" ({} CG its)", report.update.cg_iterations)
+                        } else {
+                            String::new()
+                        }
                     ),
                 );
             }
@@ -516,20 +551,46 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
     }
     progress.finish();
     // Final estimate from a longer, independent set of samples.
-    let per_chain = config.run.observable_samples.unwrap_or(4 * n_samples).div_ceil(chains);
+    let per_chain = config
+        .run
+        .observable_samples
+        .unwrap_or(4 * n_samples)
+        .div_ceil(chains);
     let obs = driver.observe(per_chain);
     let energy = obs.energy;
-    let reference = if args.no_reference { None } else { exact_reference(&m) };
-    let relative_error = reference.as_ref().map(|(e, _)| ((energy.mean.re - e) / e).abs());
+    let reference = if args.no_reference {
+        None
+    } else {
+        exact_reference(&m)
+    };
+    let relative_error = reference
+        .as_ref()
+        .map(|(e, _)| ((energy.mean.re - e) / e).abs());
     let v_score = n as f64 * energy.variance / (energy.mean.re * energy.mean.re);
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
     let (szsz, szsz_err) = obs.szsz();
     let sq = obs.structure_factor(&m.lattice);
     let wall = start.elapsed().as_secs_f64();
-    let root = RootInfo { config_text: m.loaded.text.clone(), seed: config.run.seed, ranks: 1, threads, command: "run".into() };
+    let root = RootInfo {
+        config_text: m.loaded.text.clone(),
+        seed: config.run.seed,
+        ranks: 1,
+        threads,
+        command: "run".into(),
+    };
     let file = NewFile::create(&output, args.force, &root)?;
-    io::write_run(&file.file, &driver.state, &energy, reference.as_ref(), &szsz, &szsz_err, &sq, &obs.extra, &output)?;
+    io::write_run(
+        &file.file,
+        &driver.state,
+        &energy,
+        reference.as_ref(),
+        &szsz,
+        &szsz_err,
+        &sq,
+        &obs.extra,
+        &output,
+    )?;
     let output = file.commit()?;
     let units = config.model.units.name();
     if json {
@@ -553,23 +614,54 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
         );
     } else {
         println!("{}", m.description());
-        println!("  energy             {:.8} ± {:.8} ({units} units)", energy.mean.re, energy.error);
-        println!("  energy per site    {:.8} ± {:.8}", energy.mean.re / n as f64, energy.error / n as f64);
-        println!("  variance           {:.6e}   V-score N·Var/E² = {v_score:.3e}", energy.variance);
+        println!(
+            "  energy             {:.8} ± {:.8} ({units} units)",
+            energy.mean.re, energy.error
+        );
+        println!(
+            "  energy per site    {:.8} ± {:.8}",
+            energy.mean.re / n as f64,
+            energy.error / n as f64
+        );
+        println!(
+            "  variance           {:.6e}   V-score N·Var/E² = {v_score:.3e}",
+            energy.variance
+        );
         println!("  R̂ {:.4}, τ {:.2}", energy.r_hat, energy.tau);
         match (&reference, relative_error) {
-            (Some((e, method)), Some(rel)) => println!("  exact              {e:.8} ({method})   relative error {rel:.2e}"),
+            (Some((e, method)), Some(rel)) => {
+                println!("  exact              {e:.8} ({method})   relative error {rel:.2e}")
+            }
             _ => println!("  exact              (no reference for this model)"),
         }
         if let Some((q, s)) = sq.iter().max_by(|a, b| a.1.mean.re.total_cmp(&b.1.mean.re)) {
-            println!("  max S(q)           {:.5} ± {:.5} at q = {:?}", s.mean.re, s.error, q.iter().map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>());
+            println!(
+                "  max S(q)           {:.5} ± {:.5} at q = {:?}",
+                s.mean.re,
+                s.error,
+                q.iter()
+                    .map(|x| (x * 1e4).round() / 1e4)
+                    .collect::<Vec<_>>()
+            );
         }
-        println!("  ⟨S^z_0 S^z_j⟩      {}", (0..n.min(8)).map(|j| format!("{:.4}", szsz[[0, j]])).collect::<Vec<_>>().join(" "));
+        println!(
+            "  ⟨S^z_0 S^z_j⟩      {}",
+            (0..n.min(8))
+                .map(|j| format!("{:.4}", szsz[[0, j]]))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         for (name, s) in &obs.extra {
             println!("  ⟨{name}⟩ {:>12.6} ± {:.6}", s.mean.re, s.error);
         }
-        println!("  parameters {n_params}, samples {n_samples}, iterations {}", driver.state.history.len());
-        println!("  wall time {wall:.1} s, median {:.4} s per iteration", median);
+        println!(
+            "  parameters {n_params}, samples {n_samples}, iterations {}",
+            driver.state.history.len()
+        );
+        println!(
+            "  wall time {wall:.1} s, median {:.4} s per iteration",
+            median
+        );
         println!("  written to {}", output.display());
     }
     Ok(())

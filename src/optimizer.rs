@@ -60,15 +60,27 @@ pub struct UpdateInfo {
 }
 
 /// `y ← X v` or `y ← X† v` for a row-major block X by BLAS zgemv.
-fn zgemv(x: &ArrayView2<Complex64>, conjugate_transpose: bool, v: &[Complex64], y: &mut [Complex64]) {
+fn zgemv(
+    x: &ArrayView2<Complex64>,
+    conjugate_transpose: bool,
+    v: &[Complex64],
+    y: &mut [Complex64],
+) {
     let (rows, cols) = x.dim();
     let lda = x.strides()[0];
-    assert!(x.strides()[1] == 1 && lda >= cols as isize, "zgemv needs a row-major block");
+    assert!(
+        x.strides()[1] == 1 && lda >= cols as isize,
+        "zgemv needs a row-major block"
+    );
     assert_eq!(v.len(), if conjugate_transpose { rows } else { cols });
     assert_eq!(y.len(), if conjugate_transpose { cols } else { rows });
     let one = [1.0f64, 0.0];
     let zero = [0.0f64, 0.0];
-    let trans = if conjugate_transpose { cblas_sys::CBLAS_TRANSPOSE::CblasConjTrans } else { cblas_sys::CBLAS_TRANSPOSE::CblasNoTrans };
+    let trans = if conjugate_transpose {
+        cblas_sys::CBLAS_TRANSPOSE::CblasConjTrans
+    } else {
+        cblas_sys::CBLAS_TRANSPOSE::CblasNoTrans
+    };
     // SAFETY: the dimensions, leading dimension and vector lengths were checked above;
     // Complex64 is two f64 in memory, the layout CBLAS expects for double complex.
     unsafe {
@@ -95,7 +107,11 @@ fn mat_vec(x: &ArrayView2<Complex64>, v: &Array1<Complex64>) -> Array1<Complex64
     let mut y = Array1::<Complex64>::zeros(x.nrows());
     x.axis_chunks_iter(Axis(0), ROW_BLOCK)
         .into_par_iter()
-        .zip(y.as_slice_mut().expect("contiguous").par_chunks_mut(ROW_BLOCK))
+        .zip(
+            y.as_slice_mut()
+                .expect("contiguous")
+                .par_chunks_mut(ROW_BLOCK),
+        )
         .for_each(|(b, yb)| zgemv(&b, false, v, yb));
     y
 }
@@ -125,14 +141,14 @@ fn norm(v: &Array1<Complex64>) -> f64 {
 }
 
 /// Chooses the SR solver for `auto` by operation count: dense `P²N_s + P³/3`, sample
-/// `N_s²P + N_s³/3` (matrix-matrix products, counted at 1/4 of their flops since BLAS-3 runs
+/// `N_s²P + N_s³/3` (matrix-matrix products, counted at half their flops since BLAS-3 runs
 /// several times faster than the memory-bound matrix-vector products of CG), CG about
 /// `2·N_s·P` per iteration for ~100 iterations; dense and sample only while their matrix fits
 /// in `memory_limit` bytes.
 pub fn choose_solver(n_samples: usize, n_params: usize, memory_limit: u64) -> SrSolverKind {
     let (ns, p) = (n_samples as f64, n_params as f64);
-    let dense = (p * p * ns + p * p * p / 3.0) / 4.0;
-    let sample = (ns * ns * p + ns * ns * ns / 3.0) / 4.0;
+    let dense = (p * p * ns + p * p * p / 3.0) / 2.0;
+    let sample = (ns * ns * p + ns * ns * ns / 3.0) / 2.0;
     let cg = 2.0 * ns * p * 100.0;
     let fits = |dim: f64| dim * dim * 16.0 * 2.0 < memory_limit as f64;
     let mut best = (cg, SrSolverKind::Cg);

@@ -19,29 +19,45 @@ use serde::Serialize;
 use std::path::Path;
 
 /// `E_loc(σ_s)` of every sample for any operator, in parallel (one scratch row per task).
-pub fn local_values<A: Ansatz>(op: &PauliSum, ansatz: &A, samples: &SampleSet<A::Cache>, out: &mut [Complex64]) {
-    out.par_iter_mut().enumerate().for_each_init(Row::default, |row, (s, e)| {
-        let sigma = samples.configuration(s);
-        let cache = &samples.caches[s];
-        op.row(sigma, row);
-        let mut sum = row.diagonal;
-        for (&g, &element) in row.groups.iter().zip(&row.elements) {
-            sum += element * ansatz.ratio(sigma, cache, op.flipped_sites(g));
-        }
-        *e = sum;
-    });
+pub fn local_values<A: Ansatz>(
+    op: &PauliSum,
+    ansatz: &A,
+    samples: &SampleSet<A::Cache>,
+    out: &mut [Complex64],
+) {
+    out.par_iter_mut()
+        .enumerate()
+        .for_each_init(Row::default, |row, (s, e)| {
+            let sigma = samples.configuration(s);
+            let cache = &samples.caches[s];
+            op.row(sigma, row);
+            let mut sum = row.diagonal;
+            for (&g, &element) in row.groups.iter().zip(&row.elements) {
+                sum += element * ansatz.ratio(sigma, cache, op.flipped_sites(g));
+            }
+            *e = sum;
+        });
 }
 
 /// Builds the ansatz of a configuration (random parameters from the run seed).
 pub fn build_ansatz(config: &Config, lattice: &Lattice, path: &Path) -> Result<Rbm> {
     let n = lattice.n_sites();
     let kind = match config.ansatz.kind {
-        AnsatzKind::Rbm => RbmKind::Dense { alpha: config.ansatz.alpha },
+        AnsatzKind::Rbm => RbmKind::Dense {
+            alpha: config.ansatz.alpha,
+        },
         AnsatzKind::RbmSymm => {
             if lattice.translations().len() < 2 || config.lattice.kind == LatticeKind::Custom {
                 return Err(Error::key(path, "ansatz.kind", "rbm_symm needs a periodic chain or square lattice (it shares weights over translations)"));
             }
-            RbmKind::Symmetric { alpha: config.ansatz.alpha, perms: lattice.translations().iter().map(|t| t.perm.clone()).collect() }
+            RbmKind::Symmetric {
+                alpha: config.ansatz.alpha,
+                perms: lattice
+                    .translations()
+                    .iter()
+                    .map(|t| t.perm.clone())
+                    .collect(),
+            }
         }
     };
     let hidden = match &kind {
@@ -49,17 +65,35 @@ pub fn build_ansatz(config: &Config, lattice: &Lattice, path: &Path) -> Result<R
         RbmKind::Symmetric { alpha, perms } => alpha * perms.len(),
     };
     if (hidden as u64) * (n as u64) > 50_000_000 {
-        return Err(Error::key(path, "ansatz.alpha", format!("{hidden} hidden units × {n} sites is too large")));
+        return Err(Error::key(
+            path,
+            "ansatz.alpha",
+            format!("{hidden} hidden units × {n} sites is too large"),
+        ));
     }
-    Ok(Rbm::random(n, kind, config.ansatz.init_std, config.run.seed ^ 0x9e37_79b9_7f4a_7c15))
+    Ok(Rbm::random(
+        n,
+        kind,
+        config.ansatz.init_std,
+        config.run.seed ^ 0x9e37_79b9_7f4a_7c15,
+    ))
 }
 
 /// Sampler settings of a configuration; checks that the moves fit the model.
-pub fn sampler_settings(config: &Config, lattice: &Lattice, hamiltonian: &Hamiltonian, path: &Path) -> Result<(SamplerSettings, Vec<String>)> {
+pub fn sampler_settings(
+    config: &Config,
+    lattice: &Lattice,
+    hamiltonian: &Hamiltonian,
+    path: &Path,
+) -> Result<(SamplerSettings, Vec<String>)> {
     let n = lattice.n_sites();
     let conserves = hamiltonian.operator.conserves_sz();
     let mut notes = Vec::new();
-    let kind = config.sampler.kind.unwrap_or(if conserves { SamplerKind::Exchange } else { SamplerKind::Local });
+    let kind = config.sampler.kind.unwrap_or(if conserves {
+        SamplerKind::Exchange
+    } else {
+        SamplerKind::Local
+    });
     let moves = match kind {
         SamplerKind::Local => {
             if hamiltonian.n_up.is_some() {
@@ -72,14 +106,21 @@ pub fn sampler_settings(config: &Config, lattice: &Lattice, hamiltonian: &Hamilt
                 return Err(Error::key(path, "sampler.kind", "exchange moves conserve S^z, but this model does not: they would not be ergodic; use \"local\""));
             }
             if lattice.bonds().is_empty() {
-                return Err(Error::key(path, "sampler.kind", "exchange moves need lattice bonds"));
+                return Err(Error::key(
+                    path,
+                    "sampler.kind",
+                    "exchange moves need lattice bonds",
+                ));
             }
             Moves::Exchange(lattice.bonds().to_vec())
         }
     };
     let n_up = match (&moves, hamiltonian.n_up) {
         (Moves::Exchange(_), None) => {
-            notes.push(format!("exchange moves without model.total_sz: sampling the sector with {} up spins", n / 2));
+            notes.push(format!(
+                "exchange moves without model.total_sz: sampling the sector with {} up spins",
+                n / 2
+            ));
             Some(n / 2)
         }
         (_, n_up) => n_up,
@@ -87,7 +128,11 @@ pub fn sampler_settings(config: &Config, lattice: &Lattice, hamiltonian: &Hamilt
     let chains = config.sampler.chains;
     let per_chain = config.sampler.samples.div_ceil(chains);
     if per_chain * chains != config.sampler.samples {
-        notes.push(format!("sampler.samples rounded up to {} ({} chains × {per_chain})", per_chain * chains, chains));
+        notes.push(format!(
+            "sampler.samples rounded up to {} ({} chains × {per_chain})",
+            per_chain * chains,
+            chains
+        ));
     }
     let settings = SamplerSettings {
         moves,
@@ -147,7 +192,12 @@ pub struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
-    pub fn new(config: &'a Config, hamiltonian: &'a Hamiltonian, state: VmcState, memory_limit: u64) -> Self {
+    pub fn new(
+        config: &'a Config,
+        hamiltonian: &'a Hamiltonian,
+        state: VmcState,
+        memory_limit: u64,
+    ) -> Self {
         let samples = state.sampler.new_sample_set(&state.ansatz);
         let ns = samples.len();
         let p = state.ansatz.n_parameters();
@@ -164,35 +214,87 @@ impl<'a> Driver<'a> {
 
     /// Samples the current state and returns the local energies' statistics.
     pub fn measure_energy(&mut self) -> (Stats, SweepInfo) {
-        let sweep = self.state.sampler.sample(&self.state.ansatz, &mut self.samples);
-        local_values(&self.hamiltonian.operator, &self.state.ansatz, &self.samples, &mut self.e_loc);
+        let sweep = self
+            .state
+            .sampler
+            .sample(&self.state.ansatz, &mut self.samples);
+        local_values(
+            &self.hamiltonian.operator,
+            &self.state.ansatz,
+            &self.samples,
+            &mut self.e_loc,
+        );
         let chains = self.state.sampler.chains.len();
-        let stats = statistics(&self.e_loc, chains, self.state.sampler.first_chain, chains, &|_| {});
+        let stats = statistics(
+            &self.e_loc,
+            chains,
+            self.state.sampler.first_chain,
+            chains,
+            &|_| {},
+        );
         (stats, sweep)
     }
 
     /// One optimization step; on failure the parameters are left unchanged.
     pub fn step(&mut self) -> Result<IterationReport> {
         let (energy, sweep) = self.measure_energy();
-        if !(energy.mean.re.is_finite() && energy.mean.im.is_finite() && energy.variance.is_finite()) {
-            return Err(Error::Numerical(format!("iteration {}: the energy is not finite ({})", self.state.optimizer.iteration, energy.mean)));
+        if !(energy.mean.re.is_finite()
+            && energy.mean.im.is_finite()
+            && energy.variance.is_finite())
+        {
+            return Err(Error::Numerical(format!(
+                "iteration {}: the energy is not finite ({})",
+                self.state.optimizer.iteration, energy.mean
+            )));
         }
         let ns = self.samples.len();
         let ansatz = &self.state.ansatz;
         let samples = &self.samples;
-        self.derivatives.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(s, mut row)| {
-            ansatz.log_derivatives(samples.configuration(s), &samples.caches[s], row.as_slice_mut().expect("row-major"));
-        });
+        self.derivatives
+            .axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(s, mut row)| {
+                ansatz.log_derivatives(
+                    samples.configuration(s),
+                    &samples.caches[s],
+                    row.as_slice_mut().expect("row-major"),
+                );
+            });
         let scale = 1.0 / (ns as f64).sqrt();
         let mean = self.derivatives.mean_axis(Axis(0)).expect("samples");
-        self.derivatives.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut row| {
-            row.zip_mut_with(&mean, |o, m| *o = (*o - m) * scale);
-        });
-        let e_centered: Array1<Complex64> = self.e_loc.iter().map(|e| (e - energy.mean) * scale).collect();
-        let (delta, update) = optimizer::update(&self.config.optimizer, &mut self.state.optimizer, &self.derivatives.view(), &e_centered, self.memory_limit)?;
-        let params: Vec<Complex64> = self.state.ansatz.parameters().iter().zip(delta.iter()).map(|(p, d)| p + d).collect();
+        self.derivatives
+            .axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .for_each(|mut row| {
+                row.zip_mut_with(&mean, |o, m| *o = (*o - m) * scale);
+            });
+        let e_centered: Array1<Complex64> = self
+            .e_loc
+            .iter()
+            .map(|e| (e - energy.mean) * scale)
+            .collect();
+        let (delta, update) = optimizer::update(
+            &self.config.optimizer,
+            &mut self.state.optimizer,
+            &self.derivatives.view(),
+            &e_centered,
+            self.memory_limit,
+        )?;
+        let params: Vec<Complex64> = self
+            .state
+            .ansatz
+            .parameters()
+            .iter()
+            .zip(delta.iter())
+            .map(|(p, d)| p + d)
+            .collect();
         self.state.ansatz.set_parameters(&params);
-        Ok(IterationReport { energy, sweep, update })
+        Ok(IterationReport {
+            energy,
+            sweep,
+            update,
+        })
     }
 
     /// Samples of the current state for observables (a fresh sample set of `n` per chain).
@@ -211,12 +313,27 @@ impl<'a> Driver<'a> {
             .observables
             .iter()
             .map(|o| {
-                let op = PauliSum::new(ansatz.n_sites(), [PauliString::parse(Complex64::new(1.0, 0.0), &o.ops, &o.sites)]);
+                let op = PauliSum::new(
+                    ansatz.n_sites(),
+                    [PauliString::parse(
+                        Complex64::new(1.0, 0.0),
+                        &o.ops,
+                        &o.sites,
+                    )],
+                );
                 local_values(&op, ansatz, &samples, &mut values);
-                (o.name.clone(), statistics(&values, chains, sampler.first_chain, chains, &|_| {}))
+                (
+                    o.name.clone(),
+                    statistics(&values, chains, sampler.first_chain, chains, &|_| {}),
+                )
             })
             .collect();
-        Observables { energy, samples, chains, extra }
+        Observables {
+            energy,
+            samples,
+            chains,
+            extra,
+        }
     }
 }
 
@@ -251,7 +368,12 @@ impl Observables {
             .collect();
         let k = chain_means.len() as f64;
         let mean = chain_means.iter().fold(Array2::zeros((n, n)), |a, b| a + b) / k;
-        let var = chain_means.iter().fold(Array2::<f64>::zeros((n, n)), |a, b| a + (b - &mean).mapv(|x| x * x)) / (k - 1.0).max(1.0);
+        let var = chain_means
+            .iter()
+            .fold(Array2::<f64>::zeros((n, n)), |a, b| {
+                a + (b - &mean).mapv(|x| x * x)
+            })
+            / (k - 1.0).max(1.0);
         (mean, var.mapv(|v| (v / k).sqrt()))
     }
 
@@ -266,16 +388,37 @@ impl Observables {
         let coords: Vec<Vec<usize>> = (0..n).map(|i| lattice.coordinates(i)).collect();
         let mut momenta = vec![vec![]];
         for &l in extent {
-            momenta = momenta.into_iter().flat_map(|k: Vec<usize>| (0..l).map(move |q| [k.clone(), vec![q]].concat())).collect();
+            momenta = momenta
+                .into_iter()
+                .flat_map(|k: Vec<usize>| (0..l).map(move |q| [k.clone(), vec![q]].concat()))
+                .collect();
         }
         momenta
             .into_iter()
             .map(|m| {
-                let q: Vec<f64> = m.iter().zip(extent).map(|(&k, &l)| 2.0 * std::f64::consts::PI * k as f64 / l as f64).collect();
-                let phases: Vec<Complex64> = coords.iter().map(|r| Complex64::from_polar(1.0, r.iter().zip(&q).map(|(&x, qd)| x as f64 * qd).sum())).collect();
+                let q: Vec<f64> = m
+                    .iter()
+                    .zip(extent)
+                    .map(|(&k, &l)| 2.0 * std::f64::consts::PI * k as f64 / l as f64)
+                    .collect();
+                let phases: Vec<Complex64> = coords
+                    .iter()
+                    .map(|r| {
+                        Complex64::from_polar(
+                            1.0,
+                            r.iter().zip(&q).map(|(&x, qd)| x as f64 * qd).sum(),
+                        )
+                    })
+                    .collect();
                 let values: Vec<Complex64> = (0..self.samples.len())
                     .map(|s| {
-                        let amp: Complex64 = self.samples.configuration(s).iter().zip(&phases).map(|(&x, p)| p * f64::from(x)).sum();
+                        let amp: Complex64 = self
+                            .samples
+                            .configuration(s)
+                            .iter()
+                            .zip(&phases)
+                            .map(|(&x, p)| p * f64::from(x))
+                            .sum();
                         Complex64::new(amp.norm_sqr() / n as f64, 0.0)
                     })
                     .collect();
