@@ -7,11 +7,14 @@ use crate::ansatz::{Ansatz, RbmKind};
 use crate::error::{Error, Result};
 use crate::exact::{structure_factor, EdResult};
 use crate::lattice::Lattice;
+use crate::optimizer::OptimizerState;
+use crate::sampler::rng_state;
 use crate::stats::Stats;
-use crate::vmc::VmcState;
+use crate::vmc::{HistoryRow, VmcState};
 use hdf5::types::VarLenUnicode;
 use hdf5::{Group, H5Type, Location};
 use ndarray::Array2;
+use num_complex::Complex64;
 use std::path::{Path, PathBuf};
 
 /// Converts an HDF5 error on `path` into a runtime error naming the file.
@@ -27,6 +30,8 @@ pub struct RootInfo {
     pub ranks: usize,
     pub threads: usize,
     pub command: String,
+    /// UTC start time (kept across resumes).
+    pub start_time: String,
 }
 
 /// UTC time as ISO 8601 (`2026-11-26T19:41:23Z`).
@@ -121,17 +126,7 @@ impl NewFile {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let file = hdf5::File::create(&tmp).map_err(h5err(&tmp))?;
-        let write = || -> hdf5::Result<()> {
-            write_str_attr(&file, "version", env!("CARGO_PKG_VERSION"))?;
-            write_str_attr(&file, "program", "nqs")?;
-            write_str_attr(&file, "command", &root.command)?;
-            write_str_attr(&file, "config", &root.config_text)?;
-            write_attr(&file, "seed", root.seed)?;
-            write_attr(&file, "ranks", root.ranks as u64)?;
-            write_attr(&file, "threads", root.threads as u64)?;
-            write_str_attr(&file, "start_time", &utc_now())
-        };
-        write().map_err(h5err(&tmp))?;
+        write_root(&file, root).map_err(h5err(&tmp))?;
         Ok(NewFile {
             file,
             path: path.to_path_buf(),
@@ -208,99 +203,347 @@ pub fn write_exact(
     write().map_err(h5err(path))
 }
 
-/// Writes the groups of a finished VMC run: ansatz, optimizer, sampler, history, exact,
-/// observables.
-#[allow(clippy::too_many_arguments)]
-pub fn write_run(
-    root: &Group,
-    state: &VmcState,
-    energy: &Stats,
-    reference: Option<&(f64, String)>,
-    szsz: &Array2<f64>,
-    szsz_error: &Array2<f64>,
-    structure: &[(Vec<f64>, Stats)],
-    extra: &[(String, Stats)],
-    path: &Path,
-) -> Result<()> {
-    let write = || -> hdf5::Result<()> {
-        let a = root.create_group("ansatz")?;
-        let (kind, alpha) = match state.ansatz.kind() {
-            RbmKind::Dense { alpha } => ("rbm", *alpha),
-            RbmKind::Symmetric { alpha, .. } => ("rbm_symm", *alpha),
-        };
-        write_str_attr(&a, "kind", kind)?;
-        write_attr(&a, "alpha", alpha as u64)?;
-        write_attr(&a, "n_sites", state.ansatz.n_sites() as u64)?;
-        write_attr(&a, "n_hidden", state.ansatz.n_hidden() as u64)?;
-        write_1d(&a, "parameters", state.ansatz.parameters())?;
-        let o = root.create_group("optimizer")?;
-        write_attr(&o, "iteration", state.optimizer.iteration as u64)?;
-        let s = root.create_group("sampler")?;
-        let n = state.ansatz.n_sites();
-        let configs = Array2::from_shape_fn((state.sampler.chains.len(), n), |(c, i)| {
-            state.sampler.chains[c].sigma[i]
-        });
-        write_2d(&s, "configurations", &configs)?;
-        let h = root.create_group("history")?;
-        let column = |f: &dyn Fn(&crate::vmc::HistoryRow) -> f64| {
-            state.history.iter().map(f).collect::<Vec<f64>>()
-        };
+/// Final estimates of a run, written when it finishes.
+pub struct RunResults<'a> {
+    pub energy: &'a Stats,
+    pub reference: Option<&'a (f64, String)>,
+    pub szsz: &'a Array2<f64>,
+    pub szsz_error: &'a Array2<f64>,
+    pub structure: &'a [(Vec<f64>, Stats)],
+    pub extra: &'a [(String, Stats)],
+}
+
+/// The sidecar file holding the last complete checkpoint of `path`.
+pub fn checkpoint_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".ckpt");
+    PathBuf::from(p)
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+fn write_root(file: &hdf5::File, root: &RootInfo) -> hdf5::Result<()> {
+    write_str_attr(file, "version", env!("CARGO_PKG_VERSION"))?;
+    write_str_attr(file, "program", "nqs")?;
+    write_str_attr(file, "command", &root.command)?;
+    write_str_attr(file, "config", &root.config_text)?;
+    write_attr(file, "seed", root.seed)?;
+    write_attr(file, "ranks", root.ranks as u64)?;
+    write_attr(file, "threads", root.threads as u64)?;
+    write_str_attr(file, "start_time", &root.start_time)
+}
+
+/// Everything a restart needs: ansatz, optimizer, sampler (configurations and random streams of
+/// every chain) and the history so far.
+fn write_state(root: &Group, state: &VmcState) -> hdf5::Result<()> {
+    let a = root.create_group("ansatz")?;
+    let (kind, alpha) = match state.ansatz.kind() {
+        RbmKind::Dense { alpha } => ("rbm", *alpha),
+        RbmKind::Symmetric { alpha, .. } => ("rbm_symm", *alpha),
+    };
+    write_str_attr(&a, "kind", kind)?;
+    write_attr(&a, "alpha", alpha as u64)?;
+    write_attr(&a, "n_sites", state.ansatz.n_sites() as u64)?;
+    write_attr(&a, "n_hidden", state.ansatz.n_hidden() as u64)?;
+    write_1d(&a, "parameters", state.ansatz.parameters())?;
+    let o = root.create_group("optimizer")?;
+    write_attr(&o, "iteration", state.optimizer.iteration as u64)?;
+    write_1d(&o, "adam_m", &state.optimizer.adam_m)?;
+    write_1d(&o, "adam_v", &state.optimizer.adam_v)?;
+    write_1d(&o, "last_solution", &state.optimizer.last_solution)?;
+    let s = root.create_group("sampler")?;
+    let n = state.ansatz.n_sites();
+    let chains = &state.sampler.chains;
+    write_attr(&s, "first_chain", state.sampler.first_chain as u64)?;
+    write_2d(
+        &s,
+        "configurations",
+        &Array2::from_shape_fn((chains.len(), n), |(c, i)| chains[c].sigma[i]),
+    )?;
+    let states: Vec<[u64; 4]> = chains.iter().map(|c| rng_state(&c.rng)).collect();
+    write_2d(
+        &s,
+        "rng_state",
+        &Array2::from_shape_fn((chains.len(), 4), |(c, k)| states[c][k]),
+    )?;
+    write_1d(
+        &s,
+        "thermalized",
+        &chains
+            .iter()
+            .map(|c| u8::from(c.thermalized))
+            .collect::<Vec<_>>(),
+    )?;
+    let h = root.create_group("history")?;
+    for (k, name) in HistoryRow::COLUMNS.iter().enumerate() {
         write_1d(
             &h,
-            "iteration",
+            name,
             &state
                 .history
                 .iter()
-                .map(|r| r.iteration as u64)
-                .collect::<Vec<_>>(),
+                .map(|r| r.values()[k])
+                .collect::<Vec<f64>>(),
         )?;
-        write_1d(&h, "energy", &column(&|r| r.energy))?;
-        write_1d(&h, "energy_imag", &column(&|r| r.energy_imag))?;
-        write_1d(&h, "error", &column(&|r| r.error))?;
-        write_1d(&h, "variance", &column(&|r| r.variance))?;
-        write_1d(&h, "r_hat", &column(&|r| r.r_hat))?;
-        write_1d(&h, "tau", &column(&|r| r.tau))?;
-        write_1d(&h, "acceptance", &column(&|r| r.acceptance))?;
-        write_1d(&h, "learning_rate", &column(&|r| r.learning_rate))?;
-        write_1d(&h, "diag_shift", &column(&|r| r.diag_shift))?;
-        write_1d(&h, "cg_iterations", &column(&|r| r.cg_iterations as f64))?;
-        write_1d(&h, "wall_time", &column(&|r| r.wall_time))?;
-        let obs = root.create_group("observables")?;
-        write_attr(&obs, "energy", energy.mean.re)?;
-        write_attr(&obs, "energy_error", energy.error)?;
-        write_attr(&obs, "energy_variance", energy.variance)?;
-        write_2d(&obs, "szsz", szsz)?;
-        write_2d(&obs, "szsz_error", szsz_error)?;
-        if !structure.is_empty() {
-            let dims = structure[0].0.len();
-            write_2d(
-                &obs,
-                "structure_factor_q",
-                &Array2::from_shape_fn((structure.len(), dims), |(i, d)| structure[i].0[d]),
-            )?;
-            write_1d(
-                &obs,
-                "structure_factor",
-                &structure.iter().map(|s| s.1.mean.re).collect::<Vec<_>>(),
-            )?;
-            write_1d(
-                &obs,
-                "structure_factor_error",
-                &structure.iter().map(|s| s.1.error).collect::<Vec<_>>(),
-            )?;
+    }
+    Ok(())
+}
+
+fn write_results(root: &Group, results: &RunResults) -> hdf5::Result<()> {
+    let obs = root.create_group("observables")?;
+    write_attr(&obs, "energy", results.energy.mean.re)?;
+    write_attr(&obs, "energy_error", results.energy.error)?;
+    write_attr(&obs, "energy_variance", results.energy.variance)?;
+    write_2d(&obs, "szsz", results.szsz)?;
+    write_2d(&obs, "szsz_error", results.szsz_error)?;
+    if let Some(((q0, _), _)) = results.structure.split_first() {
+        let dims = q0.len();
+        let sq = results.structure;
+        write_2d(
+            &obs,
+            "structure_factor_q",
+            &Array2::from_shape_fn((sq.len(), dims), |(i, d)| sq[i].0[d]),
+        )?;
+        write_1d(
+            &obs,
+            "structure_factor",
+            &sq.iter().map(|s| s.1.mean.re).collect::<Vec<_>>(),
+        )?;
+        write_1d(
+            &obs,
+            "structure_factor_error",
+            &sq.iter().map(|s| s.1.error).collect::<Vec<_>>(),
+        )?;
+    }
+    for (name, s) in results.extra {
+        let g = obs.create_group(name)?;
+        write_attr(&g, "mean", s.mean.re)?;
+        write_attr(&g, "mean_imag", s.mean.im)?;
+        write_attr(&g, "error", s.error)?;
+    }
+    if let Some((e, method)) = results.reference {
+        let x = root.create_group("exact")?;
+        write_attr(&x, "energy", *e)?;
+        write_str_attr(&x, "method", method)?;
+    }
+    Ok(())
+}
+
+/// Writes a complete file to `<target>.tmp` and renames it over `target`: readers (and a
+/// resume after kill -9) only ever see complete files, because rename is atomic on POSIX file
+/// systems and the data is flushed before it.
+fn write_atomically(
+    target: &Path,
+    fill: impl FnOnce(&hdf5::File) -> hdf5::Result<()>,
+) -> Result<()> {
+    let tmp = sibling(target, ".tmp");
+    {
+        let file = hdf5::File::create(&tmp).map_err(h5err(&tmp))?;
+        fill(&file).map_err(h5err(&tmp))?;
+        file.flush().map_err(h5err(&tmp))?;
+    }
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::Runtime(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, target).map_err(|e| {
+        Error::Runtime(format!(
+            "{}: cannot rename into place: {e}",
+            target.display()
+        ))
+    })
+}
+
+/// The output of a VMC run.
+///
+/// Crash safety: the run file `path` is live — root attributes and the history, one row
+/// appended and flushed per iteration, for monitoring with h5py. Checkpoints go to the sidecar
+/// `path.ckpt`, always written whole and renamed into place ([`write_atomically`]), so a kill at
+/// any instant (even inside an HDF5 write to the live file) leaves the last complete checkpoint
+/// readable. When the run finishes, `path` is replaced atomically by the complete file (state,
+/// history, observables, `finished = 1`) and the sidecar is removed.
+pub struct RunStore {
+    path: PathBuf,
+    live: hdf5::File,
+    rows: usize,
+}
+
+impl RunStore {
+    /// (Re)creates the live file with the given history rows.
+    pub fn create(path: &Path, root: &RootInfo, history: &[HistoryRow]) -> Result<RunStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::Runtime(format!("{}: cannot create directory: {e}", dir.display()))
+            })?;
         }
-        for (name, s) in extra {
-            let g = obs.create_group(name)?;
-            write_attr(&g, "mean", s.mean.re)?;
-            write_attr(&g, "mean_imag", s.mean.im)?;
-            write_attr(&g, "error", s.error)?;
-        }
-        if let Some((e, method)) = reference {
-            let x = root.create_group("exact")?;
-            write_attr(&x, "energy", *e)?;
-            write_str_attr(&x, "method", method)?;
-        }
+        let live = hdf5::File::create(path).map_err(h5err(path))?;
+        let init = || -> hdf5::Result<()> {
+            write_root(&live, root)?;
+            write_attr(&live, "finished", 0u8)?;
+            let h = live.create_group("history")?;
+            for (k, name) in HistoryRow::COLUMNS.iter().enumerate() {
+                let ds = h.new_dataset::<f64>().chunk(256).shape(0..).create(*name)?;
+                if !history.is_empty() {
+                    ds.resize(history.len())?;
+                    ds.write_slice(
+                        &history.iter().map(|r| r.values()[k]).collect::<Vec<f64>>(),
+                        0..history.len(),
+                    )?;
+                }
+            }
+            live.flush()
+        };
+        init().map_err(h5err(path))?;
+        Ok(RunStore {
+            path: path.to_path_buf(),
+            live,
+            rows: history.len(),
+        })
+    }
+
+    /// Appends one history row to the live file and flushes it.
+    pub fn append(&mut self, row: &HistoryRow) -> Result<()> {
+        let values = row.values();
+        let n = self.rows;
+        let write = || -> hdf5::Result<()> {
+            let h = self.live.group("history")?;
+            for (k, name) in HistoryRow::COLUMNS.iter().enumerate() {
+                let ds = h.dataset(name)?;
+                ds.resize(n + 1)?;
+                ds.write_slice(&values[k..k + 1], n..n + 1)?;
+            }
+            self.live.flush()
+        };
+        write().map_err(h5err(&self.path))?;
+        self.rows += 1;
         Ok(())
+    }
+
+    /// Writes a complete checkpoint to the sidecar file.
+    pub fn checkpoint(&self, root: &RootInfo, state: &VmcState) -> Result<()> {
+        write_atomically(&checkpoint_path(&self.path), |file| {
+            write_root(file, root)?;
+            write_attr(file, "finished", 0u8)?;
+            write_state(file, state)
+        })
+    }
+
+    /// Replaces the live file by the complete final file and removes the checkpoint sidecar.
+    pub fn finish(
+        self,
+        root: &RootInfo,
+        state: &VmcState,
+        results: &RunResults,
+    ) -> Result<PathBuf> {
+        let RunStore { path, live, .. } = self;
+        drop(live);
+        write_atomically(&path, |file| {
+            write_root(file, root)?;
+            write_attr(file, "finished", 1u8)?;
+            write_state(file, state)?;
+            write_results(file, results)
+        })?;
+        let ckpt = checkpoint_path(&path);
+        if ckpt.exists() {
+            std::fs::remove_file(&ckpt)
+                .map_err(|e| Error::Runtime(format!("{}: {e}", ckpt.display())))?;
+        }
+        Ok(path)
+    }
+}
+
+/// The state read back from a checkpoint or a finished run file.
+pub struct StoredRun {
+    pub config_text: String,
+    pub start_time: String,
+    pub finished: bool,
+    pub kind: String,
+    pub alpha: usize,
+    pub n_sites: usize,
+    pub parameters: Vec<Complex64>,
+    pub optimizer: OptimizerState,
+    pub first_chain: usize,
+    pub configurations: Array2<i8>,
+    pub rng_states: Array2<u64>,
+    pub thermalized: Vec<u8>,
+    pub history: Vec<HistoryRow>,
+}
+
+/// Opens an HDF5 file written by nqs, with one clear error for anything else.
+pub fn open_nqs_file(path: &Path) -> Result<hdf5::File> {
+    if !path.is_file() {
+        return Err(Error::input(path, "no such file"));
+    }
+    let mut magic = [0u8; 8];
+    let is_hdf5 = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && &magic == b"\x89HDF\r\n\x1a\n";
+    if !is_hdf5 {
+        return Err(Error::input(path, "not an HDF5 file"));
+    }
+    let file = hdf5::File::open(path).map_err(|e| {
+        Error::input(
+            path,
+            format!("cannot open HDF5 file (truncated or damaged?): {e}"),
+        )
+    })?;
+    match read_str_attr(&file, "program") {
+        Ok(p) if p == "nqs" => Ok(file),
+        _ => Err(Error::input(
+            path,
+            "an HDF5 file, but not one written by nqs (no root attribute program = \"nqs\")",
+        )),
+    }
+}
+
+/// Reads the state stored in a checkpoint or finished run file.
+pub fn read_run(path: &Path) -> Result<StoredRun> {
+    let file = open_nqs_file(path)?;
+    let bad = |e: hdf5::Error| Error::input(path, format!("incomplete or damaged run file: {e}"));
+    let read = || -> hdf5::Result<StoredRun> {
+        let a = file.group("ansatz")?;
+        let o = file.group("optimizer")?;
+        let s = file.group("sampler")?;
+        let h = file.group("history")?;
+        let columns: Vec<Vec<f64>> = HistoryRow::COLUMNS
+            .iter()
+            .map(|name| h.dataset(name).and_then(|d| d.read_raw::<f64>()))
+            .collect::<hdf5::Result<_>>()?;
+        let rows = columns.first().map_or(0, Vec::len);
+        let history = (0..rows)
+            .map(|r| {
+                HistoryRow::from_values(
+                    &columns
+                        .iter()
+                        .map(|c| c.get(r).copied().unwrap_or(f64::NAN))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        Ok(StoredRun {
+            config_text: read_str_attr(&file, "config")?,
+            start_time: read_str_attr(&file, "start_time")?,
+            finished: file.attr("finished")?.read_scalar::<u8>()? == 1,
+            kind: read_str_attr(&a, "kind")?,
+            alpha: a.attr("alpha")?.read_scalar::<u64>()? as usize,
+            n_sites: a.attr("n_sites")?.read_scalar::<u64>()? as usize,
+            parameters: a.dataset("parameters")?.read_raw()?,
+            optimizer: OptimizerState {
+                iteration: o.attr("iteration")?.read_scalar::<u64>()? as usize,
+                adam_m: o.dataset("adam_m")?.read_raw()?,
+                adam_v: o.dataset("adam_v")?.read_raw()?,
+                last_solution: o.dataset("last_solution")?.read_raw()?,
+            },
+            first_chain: s.attr("first_chain")?.read_scalar::<u64>()? as usize,
+            configurations: s.dataset("configurations")?.read_2d()?,
+            rng_states: s.dataset("rng_state")?.read_2d()?,
+            thermalized: s.dataset("thermalized")?.read_raw()?,
+            history,
+        })
     };
-    write().map_err(h5err(path))
+    read().map_err(bad)
 }

@@ -40,6 +40,14 @@ enum Command {
     Run(RunArgs),
     /// Validate a model file and print what it describes.
     Check(ModelArgs),
+    /// What an nqs HDF5 file holds: model, ansatz, iterations, last energy, exact reference.
+    Info(InfoArgs),
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// A run, checkpoint or ed file.
+    file: PathBuf,
 }
 
 #[derive(Args)]
@@ -55,6 +63,9 @@ struct RunArgs {
     /// Skip the exact reference (ED or closed form) in the summary.
     #[arg(long)]
     no_reference: bool,
+    /// Continue from the last checkpoint of the output file.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Args)]
@@ -177,6 +188,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ed(args) => ed(args, cli.json, threads),
         Command::Check(args) => check(args, cli.json),
         Command::Run(args) => run_vmc(args, cli.json, threads),
+        Command::Info(args) => info(args, cli.json),
     }
 }
 
@@ -265,6 +277,7 @@ fn ed(args: EdArgs, json: bool, threads: usize) -> Result<()> {
                 ranks: 1,
                 threads,
                 command: "ed".into(),
+                start_time: io::utc_now(),
             };
             let file = NewFile::create(path, args.force, &root)?;
             io::write_exact(&file.file, &result, &m.lattice, units, path)?;
@@ -443,25 +456,97 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                 .map_or("run".into(), |s| s.to_string_lossy().into_owned());
             PathBuf::from(format!("runs/{stem}.h5"))
         });
-    if output.exists() && !args.force {
+    let ckpt = io::checkpoint_path(&output);
+    if !args.resume && (output.exists() || ckpt.exists()) && !args.force {
         return Err(Error::Input(format!(
-            "{}: output file exists; choose another --output or pass --force to replace it",
+            "{}: output file exists; continue it with --resume, choose another --output, or pass --force to replace it",
             output.display()
         )));
     }
-    let ansatz = vmc::build_ansatz(config, &m.lattice, &m.loaded.path)?;
+    let mut ansatz = vmc::build_ansatz(config, &m.lattice, &m.loaded.path)?;
     let (settings, notes) =
         vmc::sampler_settings(config, &m.lattice, &m.hamiltonian, &m.loaded.path)?;
     let chains = config.sampler.chains;
-    let sampler =
+    let mut sampler =
         nqs::sampler::MetropolisSampler::new(&ansatz, settings, config.run.seed, 0, chains);
+    let mut optimizer_state = nqs::optimizer::OptimizerState::default();
+    let mut history = Vec::new();
+    let mut start_time = io::utc_now();
+    if args.resume {
+        let source = [ckpt.clone(), output.clone()]
+            .into_iter()
+            .find(|p| p.exists());
+        match source
+            .map(|p| io::read_run(&p).map(|r| (p, r)))
+            .transpose()?
+        {
+            Some((_, stored))
+                if stored.finished && stored.history.len() >= config.optimizer.iterations =>
+            {
+                eprintln!(
+                    "{}: run already finished ({} iterations); nothing to do",
+                    output.display(),
+                    stored.history.len()
+                );
+                if json {
+                    println!(
+                        "{}",
+                        json!({"finished": true, "iterations": stored.history.len(), "output": output})
+                    );
+                }
+                return Ok(());
+            }
+            Some((source, stored)) => {
+                let kind = match config.ansatz.kind {
+                    nqs::config::AnsatzKind::Rbm => "rbm",
+                    nqs::config::AnsatzKind::RbmSymm => "rbm_symm",
+                };
+                if stored.kind != kind
+                    || stored.alpha != config.ansatz.alpha
+                    || stored.n_sites != n
+                    || stored.configurations.nrows() != chains
+                {
+                    return Err(Error::Input(format!(
+                        "{}: the checkpoint ({} alpha={} on {} sites, {} chains) does not match the model file",
+                        source.display(),
+                        stored.kind,
+                        stored.alpha,
+                        stored.n_sites,
+                        stored.configurations.nrows()
+                    )));
+                }
+                ansatz.set_parameters(&stored.parameters);
+                for (c, chain) in sampler.chains.iter_mut().enumerate() {
+                    chain.sigma = stored.configurations.row(c).to_vec();
+                    let words = stored.rng_states.row(c);
+                    chain.rng =
+                        nqs::sampler::rng_from_state([words[0], words[1], words[2], words[3]]);
+                    chain.thermalized = stored.thermalized[c] == 1;
+                }
+                optimizer_state = stored.optimizer;
+                history = stored.history;
+                history.truncate(optimizer_state.iteration);
+                eprintln!(
+                    "resuming {} at iteration {} (from {})",
+                    output.display(),
+                    history.len(),
+                    source.display()
+                );
+                start_time = stored.start_time;
+            }
+            None => eprintln!(
+                "{}: no checkpoint to resume from; starting from the beginning",
+                output.display()
+            ),
+        }
+    }
     let n_params = ansatz.n_parameters();
     let n_samples = sampler.settings.samples_per_chain * chains;
     let state = vmc::VmcState {
         ansatz,
-        optimizer: Default::default(),
+        optimizer: optimizer_state,
         sampler,
-        history: vec![],
+        history,
     };
     eprintln!(
         "nqs run: {} | {:?} alpha={} ({n_params} parameters) | {} chains × {} samples, {:?} moves | {:?} | {threads} threads",
@@ -485,12 +570,27 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
             nqs::optimizer::choose_solver(n_samples, n_params, memory_limit)
         );
     }
+    let root = RootInfo {
+        config_text: m.loaded.text.clone(),
+        seed: config.run.seed,
+        ranks: 1,
+        threads,
+        command: "run".into(),
+        start_time,
+    };
+    let mut store = io::RunStore::create(&output, &root, &state.history)?;
     let mut driver = vmc::Driver::new(config, &m.hamiltonian, state, memory_limit);
+    // SIGTERM (Slurm, before the wall-time kill) and SIGINT: finish the iteration, checkpoint, exit.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
+    }
     let iterations = config.optimizer.iterations;
     let mut progress = Progress::new(iterations);
     let mut times = Vec::with_capacity(iterations);
     let mut failures = 0;
-    let mut it = 0;
+    let mut it = driver.state.history.len();
     while it < iterations {
         let t0 = Instant::now();
         let backup = driver.state.ansatz.clone();
@@ -500,7 +600,7 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                 let dt = t0.elapsed().as_secs_f64();
                 times.push(dt);
                 let e = &report.energy;
-                driver.state.history.push(vmc::HistoryRow {
+                let row = vmc::HistoryRow {
                     iteration: it,
                     energy: e.mean.re,
                     energy_imag: e.mean.im,
@@ -514,8 +614,13 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                     cg_iterations: report.update.cg_iterations,
                     solver_residual: report.update.residual,
                     wall_time: start.elapsed().as_secs_f64(),
-                });
+                };
+                store.append(&row)?;
+                driver.state.history.push(row);
                 it += 1;
+                if it % config.run.checkpoint_every == 0 && it < iterations {
+                    store.checkpoint(&root, &driver.state)?;
+                }
                 progress.update(
                     it,
                     iterations,
@@ -548,6 +653,21 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                 return Err(e);
             }
         }
+        if stop.load(std::sync::atomic::Ordering::Relaxed) && it < iterations {
+            store.checkpoint(&root, &driver.state)?;
+            progress.finish();
+            eprintln!(
+                "interrupted at iteration {it}: checkpoint written to {}; continue with --resume",
+                io::checkpoint_path(&output).display()
+            );
+            if json {
+                println!(
+                    "{}",
+                    json!({"interrupted": true, "iterations": it, "output": output})
+                );
+            }
+            return Ok(());
+        }
     }
     progress.finish();
     // Final estimate from a longer, independent set of samples.
@@ -572,26 +692,15 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
     let (szsz, szsz_err) = obs.szsz();
     let sq = obs.structure_factor(&m.lattice);
     let wall = start.elapsed().as_secs_f64();
-    let root = RootInfo {
-        config_text: m.loaded.text.clone(),
-        seed: config.run.seed,
-        ranks: 1,
-        threads,
-        command: "run".into(),
+    let results = io::RunResults {
+        energy: &energy,
+        reference: reference.as_ref(),
+        szsz: &szsz,
+        szsz_error: &szsz_err,
+        structure: &sq,
+        extra: &obs.extra,
     };
-    let file = NewFile::create(&output, args.force, &root)?;
-    io::write_run(
-        &file.file,
-        &driver.state,
-        &energy,
-        reference.as_ref(),
-        &szsz,
-        &szsz_err,
-        &sq,
-        &obs.extra,
-        &output,
-    )?;
-    let output = file.commit()?;
+    let output = store.finish(&root, &driver.state, &results)?;
     let units = config.model.units.name();
     if json {
         println!(
@@ -663,6 +772,109 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
             median
         );
         println!("  written to {}", output.display());
+    }
+    Ok(())
+}
+
+fn info(args: InfoArgs, json: bool) -> Result<()> {
+    let path = &args.file;
+    let file = io::open_nqs_file(path)?;
+    let bad = |e: hdf5::Error| Error::input(path, format!("damaged nqs file: {e}"));
+    let text = |name: &str| io::read_str_attr(&file, name).unwrap_or_default();
+    let config_text = text("config");
+    let model = toml::from_str::<config::Config>(&config_text)
+        .ok()
+        .map(|c| {
+            let lattice = match c.lattice.kind {
+                config::LatticeKind::Chain => format!("chain L={}", c.lattice.length.unwrap_or(0)),
+                config::LatticeKind::Square => {
+                    format!("square {:?}", c.lattice.extent.unwrap_or_default())
+                }
+                config::LatticeKind::Custom => "custom graph".to_string(),
+            };
+            format!(
+                "{:?} on {lattice} {:?}, {} units",
+                c.model.kind,
+                c.lattice.boundary,
+                c.model.units.name()
+            )
+            .to_lowercase()
+        });
+    let finished = file
+        .attr("finished")
+        .and_then(|a| a.read_scalar::<u8>())
+        .map(|v| v == 1)
+        .ok();
+    let ansatz = file
+        .group("ansatz")
+        .ok()
+        .map(|g| -> Result<serde_json::Value> {
+            let kind = io::read_str_attr(&g, "kind").map_err(bad)?;
+            let alpha = g
+                .attr("alpha")
+                .and_then(|a| a.read_scalar::<u64>())
+                .map_err(bad)?;
+            let n_parameters = g.dataset("parameters").map_err(bad)?.size();
+            Ok(json!({"kind": kind, "alpha": alpha, "n_parameters": n_parameters}))
+        });
+    let ansatz = ansatz.transpose()?;
+    let energies: Vec<f64> = match file.group("history") {
+        Ok(h) => h
+            .dataset("energy")
+            .and_then(|d| d.read_raw::<f64>())
+            .map_err(bad)?,
+        Err(_) => vec![],
+    };
+    let exact = file.group("exact").ok().map(|g| {
+        let energy = g.attr("energy").and_then(|a| a.read_scalar::<f64>()).ok();
+        json!({"energy": energy, "method": io::read_str_attr(&g, "method").ok()})
+    });
+    let report = json!({
+        "file": path,
+        "command": text("command"),
+        "version": text("version"),
+        "start_time": text("start_time"),
+        "model": model,
+        "finished": finished,
+        "ansatz": ansatz,
+        "iterations": energies.len(),
+        "last_energy": energies.last(),
+        "exact": exact,
+    });
+    if json {
+        println!("{report}");
+    } else {
+        println!(
+            "{}: nqs {} file (version {}, started {})",
+            path.display(),
+            text("command"),
+            text("version"),
+            text("start_time")
+        );
+        if let Some(m) = model {
+            println!("  model       {m}");
+        }
+        if let Some(a) = &report["ansatz"].as_object() {
+            println!(
+                "  ansatz      {} alpha={} ({} parameters)",
+                a["kind"], a["alpha"], a["n_parameters"]
+            );
+        }
+        if !energies.is_empty() {
+            println!(
+                "  iterations  {}{}",
+                energies.len(),
+                if finished == Some(true) {
+                    " (finished)"
+                } else {
+                    " (not finished)"
+                }
+            );
+            println!("  last energy {:.8}", energies[energies.len() - 1]);
+        }
+        if let Some(x) = report["exact"].as_object() {
+            println!("  exact       {} ({})", x["energy"], x["method"]);
+        }
     }
     Ok(())
 }

@@ -67,6 +67,25 @@ pub fn chain_rng(seed: u64, index: usize) -> Xoshiro256PlusPlus {
     rng
 }
 
+/// The four state words of a chain's random stream (for checkpoints).
+pub fn rng_state(rng: &Xoshiro256PlusPlus) -> [u64; 4] {
+    let value = serde_json::to_value(rng).expect("the generator serializes");
+    let mut words = [0u64; 4];
+    for (k, w) in words.iter_mut().enumerate() {
+        *w = value["s"][k].as_u64().expect("four state words");
+    }
+    words
+}
+
+/// A random stream restored from [`rng_state`] (Xoshiro256++ seeds its state from the bytes).
+pub fn rng_from_state(words: [u64; 4]) -> Xoshiro256PlusPlus {
+    let mut seed = [0u8; 32];
+    for (k, w) in words.iter().enumerate() {
+        seed[8 * k..8 * k + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    Xoshiro256PlusPlus::from_seed(seed)
+}
+
 /// A random configuration with `n_up` up spins (or uniformly random spins).
 fn random_configuration(n: usize, n_up: Option<usize>, rng: &mut Xoshiro256PlusPlus) -> Vec<i8> {
     match n_up {

@@ -163,6 +163,61 @@ pub struct HistoryRow {
     pub wall_time: f64,
 }
 
+impl HistoryRow {
+    /// Column names of the stored history, in the order of [`values`](Self::values).
+    pub const COLUMNS: [&'static str; 13] = [
+        "iteration",
+        "energy",
+        "energy_imag",
+        "error",
+        "variance",
+        "r_hat",
+        "tau",
+        "acceptance",
+        "learning_rate",
+        "diag_shift",
+        "cg_iterations",
+        "solver_residual",
+        "wall_time",
+    ];
+
+    pub fn values(&self) -> [f64; 13] {
+        [
+            self.iteration as f64,
+            self.energy,
+            self.energy_imag,
+            self.error,
+            self.variance,
+            self.r_hat,
+            self.tau,
+            self.acceptance,
+            self.learning_rate,
+            self.diag_shift,
+            self.cg_iterations as f64,
+            self.solver_residual,
+            self.wall_time,
+        ]
+    }
+
+    pub fn from_values(v: &[f64]) -> HistoryRow {
+        HistoryRow {
+            iteration: v[0] as usize,
+            energy: v[1],
+            energy_imag: v[2],
+            error: v[3],
+            variance: v[4],
+            r_hat: v[5],
+            tau: v[6],
+            acceptance: v[7],
+            learning_rate: v[8],
+            diag_shift: v[9],
+            cg_iterations: v[10] as usize,
+            solver_residual: v[11],
+            wall_time: v[12],
+        }
+    }
+}
+
 /// Everything a restart needs: parameters, optimizer state, chains, iteration and history.
 #[derive(Clone, Debug)]
 pub struct VmcState {
