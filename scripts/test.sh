@@ -19,3 +19,15 @@ cargo check --release --no-default-features --all-targets
 
 echo "== cargo test --release"
 cargo test --release -- --test-threads=1
+
+echo "== reading a run file with h5py (Python venv)"
+venv=${NQS_TEST_VENV:-.venv-test}
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/python" -c "import h5py, numpy" 2>/dev/null || "$venv/bin/pip" install -q h5py numpy
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+./target/release/nqs run hamiltonians/heisenberg_chain_16.toml --output "$tmp/run.h5" \
+    --set optimizer.iterations=20 --set run.observable_samples=500 --no-reference > /dev/null 2>&1
+"$venv/bin/python" scripts/check_run_file.py "$tmp/run.h5" 20 560
