@@ -14,6 +14,7 @@
 
 pub mod ansatz;
 pub mod config;
+pub mod dist;
 pub mod error;
 pub mod exact;
 pub mod hilbert;

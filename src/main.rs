@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 use nqs::ansatz::Ansatz;
 use nqs::config::{self, LoadedConfig};
+use nqs::dist::{self, Communicator};
 use nqs::error::{Error, Result};
 use nqs::exact::{self, formulas, EdOptions, Method, SymmetryRequest};
 use nqs::io::{self, NewFile, RootInfo};
@@ -165,8 +166,24 @@ impl Model {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    #[cfg(feature = "mpi")]
+    let mpi = if dist::launched_by_mpi() {
+        dist::Mpi::initialize()
+    } else {
+        None
+    };
+    #[cfg(feature = "mpi")]
+    let comm: &dyn Communicator = match &mpi {
+        Some(m) => m,
+        None => &dist::Serial,
+    };
+    #[cfg(not(feature = "mpi"))]
+    let comm: &dyn Communicator = &dist::Serial;
+    match run(cli, comm) {
         Ok(()) => ExitCode::SUCCESS,
+        // One rank failing ends the whole job with its message instead of leaving the others
+        // waiting in a collective call.
+        Err(e) if comm.size() > 1 => comm.abort(&e.to_string(), e.exit_code()),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)
@@ -174,7 +191,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, comm: &dyn Communicator) -> Result<()> {
     let threads = match cli.threads {
         Some(0) => return Err(Error::Input("--threads must be at least 1".into())),
         Some(n) => n,
@@ -187,7 +204,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Ed(args) => ed(args, cli.json, threads),
         Command::Check(args) => check(args, cli.json),
-        Command::Run(args) => run_vmc(args, cli.json, threads),
+        Command::Run(args) => run_vmc(args, cli.json, threads, comm),
         Command::Info(args) => info(args, cli.json),
     }
 }
@@ -389,12 +406,14 @@ fn exact_reference(m: &Model) -> Option<(f64, String)> {
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     last_line: Instant,
+    enabled: bool,
 }
 
 impl Progress {
-    fn new(total: usize) -> Progress {
+    /// Progress output of rank 0 (`enabled`); other ranks stay silent.
+    fn new(total: usize, enabled: bool) -> Progress {
         use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
@@ -407,6 +426,7 @@ impl Progress {
         Progress {
             bar,
             last_line: Instant::now(),
+            enabled,
         }
     }
 
@@ -417,7 +437,9 @@ impl Progress {
                 bar.set_message(message);
             }
             None => {
-                if done == total || done <= 1 || self.last_line.elapsed().as_secs_f64() >= 5.0 {
+                if self.enabled
+                    && (done == total || done <= 1 || self.last_line.elapsed().as_secs_f64() >= 5.0)
+                {
                     eprintln!("iter {done:>6}/{total} {message}");
                     self.last_line = Instant::now();
                 }
@@ -428,7 +450,8 @@ impl Progress {
     fn note(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None if self.enabled => eprintln!("{line}"),
+            None => {}
         }
     }
 
@@ -439,7 +462,8 @@ impl Progress {
     }
 }
 
-fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
+fn run_vmc(args: RunArgs, json: bool, threads: usize, comm: &dyn Communicator) -> Result<()> {
+    let root_rank = comm.is_root();
     let start = Instant::now();
     let m = Model::load(&args.model)?;
     let config = &m.loaded.config;
@@ -457,7 +481,10 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
             PathBuf::from(format!("runs/{stem}.h5"))
         });
     let ckpt = io::checkpoint_path(&output);
-    if !args.resume && (output.exists() || ckpt.exists()) && !args.force {
+    // Rank 0 decides (the file system may be shared or not), every rank follows.
+    let mut exists = [u64::from(root_rank && (output.exists() || ckpt.exists()))];
+    comm.sum_u64(&mut exists);
+    if !args.resume && exists[0] > 0 && !args.force {
         return Err(Error::Input(format!(
             "{}: output file exists; continue it with --resume, choose another --output, or pass --force to replace it",
             output.display()
@@ -467,8 +494,21 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
     let (settings, notes) =
         vmc::sampler_settings(config, &m.lattice, &m.hamiltonian, &m.loaded.path)?;
     let chains = config.sampler.chains;
-    let mut sampler =
-        nqs::sampler::MetropolisSampler::new(&ansatz, settings, config.run.seed, 0, chains);
+    if chains < comm.size() {
+        return Err(Error::Input(format!(
+            "{}: sampler.chains = {chains} is fewer than the {} MPI ranks; every rank needs a chain",
+            m.loaded.path.display(),
+            comm.size()
+        )));
+    }
+    let (first_chain, local_chains) = dist::chain_range(chains, comm.rank(), comm.size());
+    let mut sampler = nqs::sampler::MetropolisSampler::new(
+        &ansatz,
+        settings,
+        config.run.seed,
+        first_chain,
+        local_chains,
+    );
     let mut optimizer_state = nqs::optimizer::OptimizerState::default();
     let mut history = Vec::new();
     let mut start_time = io::utc_now();
@@ -483,12 +523,14 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
             Some((_, stored))
                 if stored.finished && stored.history.len() >= config.optimizer.iterations =>
             {
-                eprintln!(
-                    "{}: run already finished ({} iterations); nothing to do",
-                    output.display(),
-                    stored.history.len()
-                );
-                if json {
+                if root_rank {
+                    eprintln!(
+                        "{}: run already finished ({} iterations); nothing to do",
+                        output.display(),
+                        stored.history.len()
+                    );
+                }
+                if json && root_rank {
                     println!(
                         "{}",
                         json!({"finished": true, "iterations": stored.history.len(), "output": output})
@@ -516,7 +558,9 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                     )));
                 }
                 ansatz.set_parameters(&stored.parameters);
-                for (c, chain) in sampler.chains.iter_mut().enumerate() {
+                // Each rank takes its own chains from the stored global list.
+                for (k, chain) in sampler.chains.iter_mut().enumerate() {
+                    let c = first_chain + k;
                     chain.sigma = stored.configurations.row(c).to_vec();
                     let words = stored.rng_states.row(c);
                     chain.rng =
@@ -526,18 +570,21 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                 optimizer_state = stored.optimizer;
                 history = stored.history;
                 history.truncate(optimizer_state.iteration);
-                eprintln!(
-                    "resuming {} at iteration {} (from {})",
-                    output.display(),
-                    history.len(),
-                    source.display()
-                );
+                if root_rank {
+                    eprintln!(
+                        "resuming {} at iteration {} (from {})",
+                        output.display(),
+                        history.len(),
+                        source.display()
+                    );
+                }
                 start_time = stored.start_time;
             }
-            None => eprintln!(
+            None if root_rank => eprintln!(
                 "{}: no checkpoint to resume from; starting from the beginning",
                 output.display()
             ),
+            None => {}
         }
     }
     let n_params = ansatz.n_parameters();
@@ -548,8 +595,14 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
         sampler,
         history,
     };
-    eprintln!(
-        "nqs run: {} | {:?} alpha={} ({n_params} parameters) | {} chains × {} samples, {:?} moves | {:?} | {threads} threads",
+    let ranks = comm.size();
+    let say = |line: &str| {
+        if root_rank {
+            eprintln!("{line}");
+        }
+    };
+    say(&format!(
+        "nqs run: {} | {:?} alpha={} ({n_params} parameters) | {} chains × {} samples, {:?} moves | {:?} | {ranks} rank(s) × {threads} threads",
         m.description(),
         config.ansatz.kind,
         config.ansatz.alpha,
@@ -557,29 +610,41 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
         n_samples / chains,
         state.sampler.settings.kind(),
         config.optimizer.kind,
-    );
+    ));
     for note in &notes {
-        eprintln!("note: {note}");
+        say(&format!("note: {note}"));
     }
     let memory_limit = exact::available_memory() / 2;
     if config.optimizer.kind == nqs::config::OptimizerKind::Sr
         && config.optimizer.solver == nqs::config::SrSolverKind::Auto
     {
-        eprintln!(
+        say(&format!(
             "SR solver: auto chose {:?} for {n_samples} samples × {n_params} parameters",
-            nqs::optimizer::choose_solver(n_samples, n_params, memory_limit)
-        );
+            nqs::optimizer::choose_solver(n_samples, n_params, memory_limit, ranks)
+        ));
     }
     let root = RootInfo {
         config_text: m.loaded.text.clone(),
         seed: config.run.seed,
-        ranks: 1,
+        ranks,
         threads,
         command: "run".into(),
         start_time,
     };
-    let mut store = io::RunStore::create(&output, &root, &state.history)?;
-    let mut driver = vmc::Driver::new(config, &m.hamiltonian, state, memory_limit);
+    // Every rank has read what it needs before rank 0 (alone) starts writing.
+    comm.barrier();
+    let mut store = if root_rank {
+        Some(io::RunStore::create(&output, &root, &state.history)?)
+    } else {
+        None
+    };
+    let mut driver = vmc::Driver::new(config, &m.hamiltonian, comm, state, memory_limit);
+    let checkpoint = |driver: &vmc::Driver, store: &Option<io::RunStore>| -> Result<()> {
+        let global = vmc::gather_state(&driver.state, comm, chains);
+        store
+            .as_ref()
+            .map_or(Ok(()), |s| s.checkpoint(&root, &global))
+    };
     // SIGTERM (Slurm, before the wall-time kill) and SIGINT: finish the iteration, checkpoint, exit.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -587,7 +652,7 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
             .map_err(|e| Error::Runtime(format!("cannot install signal handler: {e}")))?;
     }
     let iterations = config.optimizer.iterations;
-    let mut progress = Progress::new(iterations);
+    let mut progress = Progress::new(iterations, root_rank);
     let mut times = Vec::with_capacity(iterations);
     let mut failures = 0;
     let mut it = driver.state.history.len();
@@ -615,11 +680,13 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                     solver_residual: report.update.residual,
                     wall_time: start.elapsed().as_secs_f64(),
                 };
-                store.append(&row)?;
+                if let Some(store) = &mut store {
+                    store.append(&row)?;
+                }
                 driver.state.history.push(row);
                 it += 1;
                 if it % config.run.checkpoint_every == 0 && it < iterations {
-                    store.checkpoint(&root, &driver.state)?;
+                    checkpoint(&driver, &store)?;
                 }
                 progress.update(
                     it,
@@ -653,9 +720,15 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
                 return Err(e);
             }
         }
-        if stop.load(std::sync::atomic::Ordering::Relaxed) && it < iterations {
-            store.checkpoint(&root, &driver.state)?;
+        // Stop together: a signal seen by any rank stops every rank after this iteration.
+        let mut stopping = [u64::from(stop.load(std::sync::atomic::Ordering::Relaxed))];
+        comm.sum_u64(&mut stopping);
+        if stopping[0] > 0 && it < iterations {
+            checkpoint(&driver, &store)?;
             progress.finish();
+            if !root_rank {
+                return Ok(());
+            }
             eprintln!(
                 "interrupted at iteration {it}: checkpoint written to {}; continue with --resume",
                 io::checkpoint_path(&output).display()
@@ -678,7 +751,7 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
         .div_ceil(chains);
     let obs = driver.observe(per_chain);
     let energy = obs.energy;
-    let reference = if args.no_reference {
+    let reference = if args.no_reference || !root_rank {
         None
     } else {
         exact_reference(&m)
@@ -689,8 +762,8 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
     let v_score = n as f64 * energy.variance / (energy.mean.re * energy.mean.re);
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
-    let (szsz, szsz_err) = obs.szsz();
-    let sq = obs.structure_factor(&m.lattice);
+    let (szsz, szsz_err) = obs.szsz(comm);
+    let sq = obs.structure_factor(&m.lattice, comm);
     let wall = start.elapsed().as_secs_f64();
     let results = io::RunResults {
         energy: &energy,
@@ -700,7 +773,11 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize) -> Result<()> {
         structure: &sq,
         extra: &obs.extra,
     };
-    let output = store.finish(&root, &driver.state, &results)?;
+    let global = vmc::gather_state(&driver.state, comm, chains);
+    let Some(store) = store else {
+        return Ok(());
+    };
+    let output = store.finish(&root, &global, &results)?;
     let units = config.model.units.name();
     if json {
         println!(

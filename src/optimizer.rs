@@ -15,6 +15,7 @@
 //! added in a fixed order, so results do not depend on the thread count.
 
 use crate::config::{DiagShiftKind, OptimizerConfig, OptimizerKind, SrSolverKind};
+use crate::dist::Communicator;
 use crate::error::{Error, Result};
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use ndarray_linalg::{Eigh, FactorizeC, Solve, SolveC, UPLO};
@@ -116,8 +117,13 @@ fn mat_vec(x: &ArrayView2<Complex64>, v: &Array1<Complex64>) -> Array1<Complex64
     y
 }
 
-/// `X† w`, partial products of row blocks added in order.
-fn mat_h_vec(x: &ArrayView2<Complex64>, w: &Array1<Complex64>) -> Array1<Complex64> {
+/// `X† w` over the samples of every rank: partial products of row blocks added in order, then
+/// summed over ranks (one all-reduce of a P-vector).
+fn mat_h_vec(
+    x: &ArrayView2<Complex64>,
+    w: &Array1<Complex64>,
+    comm: &dyn Communicator,
+) -> Array1<Complex64> {
     let w = w.as_slice().expect("contiguous");
     let parts: Vec<Vec<Complex64>> = x
         .axis_chunks_iter(Axis(0), ROW_BLOCK)
@@ -133,6 +139,7 @@ fn mat_h_vec(x: &ArrayView2<Complex64>, w: &Array1<Complex64>) -> Array1<Complex
     for part in parts {
         sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
     }
+    comm.sum_c64(sum.as_slice_mut().expect("contiguous"));
     sum
 }
 
@@ -145,7 +152,14 @@ fn norm(v: &Array1<Complex64>) -> f64 {
 /// several times faster than the memory-bound matrix-vector products of CG), CG about
 /// `2·N_s·P` per iteration for ~100 iterations; dense and sample only while their matrix fits
 /// in `memory_limit` bytes.
-pub fn choose_solver(n_samples: usize, n_params: usize, memory_limit: u64) -> SrSolverKind {
+///
+/// `sample` needs every sample's row on one process, so it is not chosen with several ranks.
+pub fn choose_solver(
+    n_samples: usize,
+    n_params: usize,
+    memory_limit: u64,
+    ranks: usize,
+) -> SrSolverKind {
     let (ns, p) = (n_samples as f64, n_params as f64);
     let dense = (p * p * ns + p * p * p / 3.0) / 2.0;
     let sample = (ns * ns * p + ns * ns * ns / 3.0) / 2.0;
@@ -155,7 +169,7 @@ pub fn choose_solver(n_samples: usize, n_params: usize, memory_limit: u64) -> Sr
     if fits(p) && dense < best.0 {
         best = (dense, SrSolverKind::Dense);
     }
-    if fits(ns) && sample < best.0 {
+    if ranks == 1 && fits(ns) && sample < best.0 {
         best = (sample, SrSolverKind::Sample);
     }
     best.1
@@ -169,10 +183,16 @@ pub fn sr_solve(
     solver: SrSolverKind,
     config: &OptimizerConfig,
     warm_start: &[Complex64],
+    comm: &dyn Communicator,
 ) -> Result<(Array1<Complex64>, UpdateInfo)> {
     crate::linalg::single_threaded_blas();
+    if solver == SrSolverKind::Sample && comm.size() > 1 {
+        return Err(Error::Input(
+            "optimizer.solver = \"sample\" needs all samples on one process; with several MPI ranks use \"cg\" (or \"dense\")".into(),
+        ));
+    }
     let p = x.ncols();
-    let f = mat_h_vec(x, y);
+    let f = mat_h_vec(x, y, comm);
     let f_norm = norm(&f);
     let mut info = UpdateInfo {
         diag_shift: shift,
@@ -180,7 +200,7 @@ pub fn sr_solve(
         ..Default::default()
     };
     let residual_of = |delta: &Array1<Complex64>| -> f64 {
-        let s_delta = mat_h_vec(x, &mat_vec(x, delta)) + delta * Complex64::new(shift, 0.0);
+        let s_delta = mat_h_vec(x, &mat_vec(x, delta), comm) + delta * Complex64::new(shift, 0.0);
         norm(&(s_delta - &f)) / f_norm.max(1e-300)
     };
     let delta = match solver {
@@ -194,6 +214,7 @@ pub fn sr_solve(
             let mut s_matrix = blocks
                 .into_iter()
                 .fold(Array2::<Complex64>::zeros((p, p)), |acc, b| acc + b);
+            comm.sum_c64(s_matrix.as_slice_mut().expect("contiguous"));
             for k in 0..p {
                 s_matrix[[k, k]] += shift;
             }
@@ -223,7 +244,7 @@ pub fn sr_solve(
         SrSolverKind::Cg => {
             info.method = "sr/cg".into();
             let apply = |v: &Array1<Complex64>| {
-                mat_h_vec(x, &mat_vec(x, v)) + v * Complex64::new(shift, 0.0)
+                mat_h_vec(x, &mat_vec(x, v), comm) + v * Complex64::new(shift, 0.0)
             };
             let mut delta = if warm_start.len() == p {
                 Array1::from(warm_start.to_vec())
@@ -273,7 +294,7 @@ pub fn sr_solve(
                 .and_then(|cholesky| cholesky.solvec(y))
                 .or_else(|_| kernel.solve(y))
                 .map_err(|e| Error::Numerical(format!("SR (sample): kernel solve failed: {e}")))?;
-            mat_h_vec(x, &z)
+            mat_h_vec(x, &z, comm)
         }
     };
     info.residual = residual_of(&delta);
@@ -289,6 +310,7 @@ pub fn update(
     o: &ArrayView2<Complex64>,
     e: &Array1<Complex64>,
     memory_limit: u64,
+    comm: &dyn Communicator,
 ) -> Result<(Array1<Complex64>, UpdateInfo)> {
     let it = state.iteration;
     let lr = schedule(
@@ -300,7 +322,7 @@ pub fn update(
     let p = o.ncols();
     let (step, mut info) = match config.kind {
         OptimizerKind::Sgd => {
-            let f = mat_h_vec(o, e);
+            let f = mat_h_vec(o, e, comm);
             let info = UpdateInfo {
                 method: "sgd".into(),
                 gradient_norm: norm(&f),
@@ -309,7 +331,7 @@ pub fn update(
             (f, info)
         }
         OptimizerKind::Adam => {
-            let f = mat_h_vec(o, e);
+            let f = mat_h_vec(o, e, comm);
             if state.adam_m.len() != p {
                 state.adam_m = vec![ZERO; p];
                 state.adam_v = vec![0.0; p];
@@ -340,25 +362,25 @@ pub fn update(
                 it,
             );
             let solver = match config.solver {
-                SrSolverKind::Auto => choose_solver(o.nrows(), p, memory_limit),
+                SrSolverKind::Auto => {
+                    choose_solver(o.nrows() * comm.size(), p, memory_limit, comm.size())
+                }
                 s => s,
             };
             match config.diag_shift_kind {
                 DiagShiftKind::Additive => {
-                    sr_solve(o, e, shift, solver, config, &state.last_solution)?
+                    sr_solve(o, e, shift, solver, config, &state.last_solution, comm)?
                 }
                 DiagShiftKind::Multiplicative => {
                     // (S + ε diag S) δ = F  ⇔  (S' + ε) δ' = F' with X' = X D^{−1/2}, δ = D^{−1/2} δ'.
-                    let scale: Vec<f64> = o
+                    let mut diag: Vec<f64> = o
                         .axis_iter(Axis(1))
-                        .map(|col| {
-                            let d = col.iter().map(|z| z.norm_sqr()).sum::<f64>();
-                            if d > 0.0 {
-                                1.0 / d.sqrt()
-                            } else {
-                                1.0
-                            }
-                        })
+                        .map(|col| col.iter().map(|z| z.norm_sqr()).sum::<f64>())
+                        .collect();
+                    comm.sum_f64(&mut diag);
+                    let scale: Vec<f64> = diag
+                        .iter()
+                        .map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 1.0 })
                         .collect();
                     let scaled = Array2::from_shape_fn(o.dim(), |(s, k)| o[[s, k]] * scale[k]);
                     let (d, info) = sr_solve(
@@ -368,6 +390,7 @@ pub fn update(
                         solver,
                         config,
                         &state.last_solution,
+                        comm,
                     )?;
                     (d.iter().zip(&scale).map(|(z, s)| z * s).collect(), info)
                 }
@@ -408,11 +431,36 @@ mod tests {
             toml::from_str("cg_tolerance = 1e-12\ncg_max_iterations = 1000").unwrap();
         for (ns, p) in [(300, 40), (40, 300)] {
             let (x, y) = random(ns, p, 3);
-            let (dense, i1) =
-                sr_solve(&x.view(), &y, 1e-3, SrSolverKind::Dense, &config, &[]).unwrap();
-            let (cg, i2) = sr_solve(&x.view(), &y, 1e-3, SrSolverKind::Cg, &config, &[]).unwrap();
-            let (sample, i3) =
-                sr_solve(&x.view(), &y, 1e-3, SrSolverKind::Sample, &config, &[]).unwrap();
+            let (dense, i1) = sr_solve(
+                &x.view(),
+                &y,
+                1e-3,
+                SrSolverKind::Dense,
+                &config,
+                &[],
+                &crate::dist::Serial,
+            )
+            .unwrap();
+            let (cg, i2) = sr_solve(
+                &x.view(),
+                &y,
+                1e-3,
+                SrSolverKind::Cg,
+                &config,
+                &[],
+                &crate::dist::Serial,
+            )
+            .unwrap();
+            let (sample, i3) = sr_solve(
+                &x.view(),
+                &y,
+                1e-3,
+                SrSolverKind::Sample,
+                &config,
+                &[],
+                &crate::dist::Serial,
+            )
+            .unwrap();
             for info in [&i1, &i2, &i3] {
                 assert!(info.residual < 1e-8, "{info:?}");
             }
@@ -427,7 +475,16 @@ mod tests {
         x.column_mut(3).fill(ZERO);
         x.column_mut(7).fill(ZERO);
         let config = OptimizerConfig::default();
-        let (d, info) = sr_solve(&x.view(), &y, 0.0, SrSolverKind::Dense, &config, &[]).unwrap();
+        let (d, info) = sr_solve(
+            &x.view(),
+            &y,
+            0.0,
+            SrSolverKind::Dense,
+            &config,
+            &[],
+            &crate::dist::Serial,
+        )
+        .unwrap();
         assert!(info.pseudo_inverse);
         assert!(d.iter().all(|z| z.re.is_finite()));
         assert!(d[3].norm() < 1e-12 && d[7].norm() < 1e-12);

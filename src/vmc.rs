@@ -6,6 +6,7 @@
 
 use crate::ansatz::{Ansatz, Rbm, RbmKind};
 use crate::config::{AnsatzKind, Config, LatticeKind, SamplerKind};
+use crate::dist::Communicator;
 use crate::error::{Error, Result};
 use crate::lattice::Lattice;
 use crate::operator::{Hamiltonian, PauliString, PauliSum, Row};
@@ -239,6 +240,7 @@ pub struct IterationReport {
 pub struct Driver<'a> {
     pub config: &'a Config,
     pub hamiltonian: &'a Hamiltonian,
+    pub comm: &'a dyn Communicator,
     pub memory_limit: u64,
     pub state: VmcState,
     samples: SampleSet<crate::ansatz::RbmCache>,
@@ -250,6 +252,7 @@ impl<'a> Driver<'a> {
     pub fn new(
         config: &'a Config,
         hamiltonian: &'a Hamiltonian,
+        comm: &'a dyn Communicator,
         state: VmcState,
         memory_limit: u64,
     ) -> Self {
@@ -259,6 +262,7 @@ impl<'a> Driver<'a> {
         Driver {
             config,
             hamiltonian,
+            comm,
             memory_limit,
             state,
             samples,
@@ -280,12 +284,13 @@ impl<'a> Driver<'a> {
             &mut self.e_loc,
         );
         let chains = self.state.sampler.chains.len();
+        let comm = self.comm;
         let stats = statistics(
             &self.e_loc,
             chains,
             self.state.sampler.first_chain,
-            chains,
-            &|_| {},
+            self.config.sampler.chains,
+            &|d| comm.sum_f64(d),
         );
         (stats, sweep)
     }
@@ -316,8 +321,13 @@ impl<'a> Driver<'a> {
                     row.as_slice_mut().expect("row-major"),
                 );
             });
-        let scale = 1.0 / (ns as f64).sqrt();
-        let mean = self.derivatives.mean_axis(Axis(0)).expect("samples");
+        // Every rank holds the same number of samples per chain: N_s = per_chain × chains.
+        let ns_total =
+            (ns / self.state.sampler.chains.len().max(1) * self.config.sampler.chains) as f64;
+        let scale = 1.0 / ns_total.sqrt();
+        let mut mean = self.derivatives.sum_axis(Axis(0));
+        self.comm.sum_c64(mean.as_slice_mut().expect("contiguous"));
+        mean.mapv_inplace(|m| m / ns_total);
         self.derivatives
             .axis_iter_mut(Axis(0))
             .into_par_iter()
@@ -335,6 +345,7 @@ impl<'a> Driver<'a> {
             &self.derivatives.view(),
             &e_centered,
             self.memory_limit,
+            self.comm,
         )?;
         let params: Vec<Complex64> = self
             .state
@@ -359,10 +370,13 @@ impl<'a> Driver<'a> {
         let mut samples = sampler.new_sample_set(&self.state.ansatz);
         sampler.sample(&self.state.ansatz, &mut samples);
         let chains = sampler.chains.len();
+        let (first, total) = (sampler.first_chain, self.config.sampler.chains);
+        let comm = self.comm;
+        let reduce = |d: &mut [f64]| comm.sum_f64(d);
         let ansatz = &self.state.ansatz;
         let mut values = vec![Complex64::new(0.0, 0.0); samples.len()];
         local_values(&self.hamiltonian.operator, ansatz, &samples, &mut values);
-        let energy = statistics(&values, chains, sampler.first_chain, chains, &|_| {});
+        let energy = statistics(&values, chains, first, total, &reduce);
         let extra = self
             .config
             .observables
@@ -379,7 +393,7 @@ impl<'a> Driver<'a> {
                 local_values(&op, ansatz, &samples, &mut values);
                 (
                     o.name.clone(),
-                    statistics(&values, chains, sampler.first_chain, chains, &|_| {}),
+                    statistics(&values, chains, first, total, &reduce),
                 )
             })
             .collect();
@@ -387,6 +401,8 @@ impl<'a> Driver<'a> {
             energy,
             samples,
             chains,
+            first_chain: first,
+            total_chains: total,
             extra,
         }
     }
@@ -396,14 +412,18 @@ impl<'a> Driver<'a> {
 pub struct Observables {
     pub energy: Stats,
     pub samples: SampleSet<crate::ansatz::RbmCache>,
+    /// Local chains, the global index of the first, and all chains of all ranks.
     pub chains: usize,
+    pub first_chain: usize,
+    pub total_chains: usize,
     /// Pauli strings listed in the model file, by name.
     pub extra: Vec<(String, Stats)>,
 }
 
 impl Observables {
-    /// `⟨S^z_i S^z_j⟩ = ⟨Z_i Z_j⟩/4` with the error of the mean from per-chain means.
-    pub fn szsz(&self) -> (Array2<f64>, Array2<f64>) {
+    /// `⟨S^z_i S^z_j⟩ = ⟨Z_i Z_j⟩/4` with the error of the mean from per-chain means (sums
+    /// of chain means and of their squares reduced over ranks).
+    pub fn szsz(&self, comm: &dyn Communicator) -> (Array2<f64>, Array2<f64>) {
         let n = self.samples.n_sites;
         let per_chain = self.samples.samples_per_chain;
         let chain_means: Vec<Array2<f64>> = (0..self.chains)
@@ -421,20 +441,31 @@ impl Observables {
                 m / per_chain as f64
             })
             .collect();
-        let k = chain_means.len() as f64;
-        let mean = chain_means.iter().fold(Array2::zeros((n, n)), |a, b| a + b) / k;
-        let var = chain_means
-            .iter()
-            .fold(Array2::<f64>::zeros((n, n)), |a, b| {
-                a + (b - &mean).mapv(|x| x * x)
-            })
-            / (k - 1.0).max(1.0);
-        (mean, var.mapv(|v| (v / k).sqrt()))
+        let mut sums = Array2::<f64>::zeros((2, n * n));
+        for m in &chain_means {
+            for (k, v) in m.iter().enumerate() {
+                sums[[0, k]] += v;
+                sums[[1, k]] += v * v;
+            }
+        }
+        comm.sum_f64(sums.as_slice_mut().expect("contiguous"));
+        let k = self.total_chains as f64;
+        let mean = Array2::from_shape_fn((n, n), |(i, j)| sums[[0, i * n + j]] / k);
+        let error = Array2::from_shape_fn((n, n), |(i, j)| {
+            let m = mean[[i, j]];
+            let var = ((sums[[1, i * n + j]] - k * m * m) / (k - 1.0).max(1.0)).max(0.0);
+            (var / k).sqrt()
+        });
+        (mean, error)
     }
 
     /// Static structure factor `S(q) = (1/N) |Σ_i e^{iq·r_i} σ_i|²` (Pauli units) with error bars,
     /// on the momentum grid of a chain or square lattice.
-    pub fn structure_factor(&self, lattice: &Lattice) -> Vec<(Vec<f64>, Stats)> {
+    pub fn structure_factor(
+        &self,
+        lattice: &Lattice,
+        comm: &dyn Communicator,
+    ) -> Vec<(Vec<f64>, Stats)> {
         let extent = lattice.extent();
         if extent.is_empty() {
             return vec![];
@@ -477,8 +508,60 @@ impl Observables {
                         Complex64::new(amp.norm_sqr() / n as f64, 0.0)
                     })
                     .collect();
-                (q, statistics(&values, self.chains, 0, self.chains, &|_| {}))
+                (
+                    q,
+                    statistics(
+                        &values,
+                        self.chains,
+                        self.first_chain,
+                        self.total_chains,
+                        &|d| comm.sum_f64(d),
+                    ),
+                )
             })
             .collect()
     }
+}
+
+/// The state with the chains of every rank, in global order (a collective call: every rank must
+/// make it; the result is complete on every rank). Chain configurations, random-stream words and
+/// flags travel as zero-padded integer slots, so the sum over ranks is exact.
+pub fn gather_state(state: &VmcState, comm: &dyn Communicator, total_chains: usize) -> VmcState {
+    let n = state.ansatz.n_sites();
+    let first = state.sampler.first_chain;
+    let mut sigma = vec![0u64; total_chains * n];
+    let mut words = vec![0u64; total_chains * 4];
+    let mut flags = vec![0u64; total_chains];
+    for (k, chain) in state.sampler.chains.iter().enumerate() {
+        let c = first + k;
+        for (i, &s) in chain.sigma.iter().enumerate() {
+            sigma[c * n + i] = (s + 1) as u64;
+        }
+        words[4 * c..4 * c + 4].copy_from_slice(&crate::sampler::rng_state(&chain.rng));
+        flags[c] = u64::from(chain.thermalized);
+    }
+    comm.sum_u64(&mut sigma);
+    comm.sum_u64(&mut words);
+    comm.sum_u64(&mut flags);
+    let mut global = state.clone();
+    global.sampler.first_chain = 0;
+    let template = state.sampler.chains[0].clone();
+    global.sampler.chains = (0..total_chains)
+        .map(|c| {
+            let mut chain = template.clone();
+            chain.sigma = sigma[c * n..(c + 1) * n]
+                .iter()
+                .map(|&v| v as i8 - 1)
+                .collect();
+            chain.rng = crate::sampler::rng_from_state([
+                words[4 * c],
+                words[4 * c + 1],
+                words[4 * c + 2],
+                words[4 * c + 3],
+            ]);
+            chain.thermalized = flags[c] == 1;
+            chain
+        })
+        .collect();
+    global
 }

@@ -80,7 +80,7 @@ iterations = 60
         sampler,
         history: vec![],
     };
-    let mut driver = Driver::new(c, &h, state, 1 << 30);
+    let mut driver = Driver::new(c, &h, &nqs::dist::Serial, state, 1 << 30);
     for _ in 0..60 {
         driver.step().unwrap();
     }

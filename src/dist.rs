@@ -1,0 +1,171 @@
+//! Processes: the [`Communicator`] trait with a serial implementation and an MPI one (feature
+//! `mpi`, rsmpi).
+//!
+//! Reductions are done as reduce-to-rank-0 followed by a broadcast, so every rank holds the
+//! bitwise-identical result and computes the identical parameter update.
+
+use num_complex::Complex64;
+
+/// What the VMC driver needs from a group of processes.
+pub trait Communicator: Sync {
+    fn rank(&self) -> usize;
+    fn size(&self) -> usize;
+    /// Element-wise sum over ranks, in place; identical on every rank.
+    fn sum_f64(&self, data: &mut [f64]);
+    /// Element-wise sum over ranks of integers (exact).
+    fn sum_u64(&self, data: &mut [u64]);
+    /// Copies rank 0's data to every rank.
+    fn broadcast_f64(&self, data: &mut [f64]);
+    fn barrier(&self);
+    /// Ends every process of the job with `code` (after printing the message on this rank).
+    fn abort(&self, message: &str, code: i32) -> !;
+
+    fn is_root(&self) -> bool {
+        self.rank() == 0
+    }
+
+    /// Element-wise complex sum over ranks.
+    fn sum_c64(&self, data: &mut [Complex64]) {
+        // SAFETY: Complex64 is #[repr(C)] { re: f64, im: f64 }, so a slice of n complex numbers
+        // is a slice of 2n f64 with the same alignment.
+        let floats = unsafe {
+            std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<f64>(), 2 * data.len())
+        };
+        self.sum_f64(floats);
+    }
+}
+
+/// A single process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Serial;
+
+impl Communicator for Serial {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn sum_f64(&self, _: &mut [f64]) {}
+    fn sum_u64(&self, _: &mut [u64]) {}
+    fn broadcast_f64(&self, _: &mut [f64]) {}
+    fn barrier(&self) {}
+    fn abort(&self, message: &str, code: i32) -> ! {
+        eprintln!("error: {message}");
+        std::process::exit(code)
+    }
+}
+
+/// The chains `first..first + count` that `rank` of `size` owns out of `total` (contiguous
+/// blocks, the first `total % size` ranks one more).
+pub fn chain_range(total: usize, rank: usize, size: usize) -> (usize, usize) {
+    let base = total / size;
+    let extra = total % size;
+    let first = rank * base + rank.min(extra);
+    (first, base + usize::from(rank < extra))
+}
+
+/// Was this process started by an MPI launcher (mpirun, srun)?
+pub fn launched_by_mpi() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MPI_LOCALNRANKS",
+        "SLURM_STEP_NUM_TASKS_MPI",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+}
+
+#[cfg(feature = "mpi")]
+pub use self::mpi_impl::Mpi;
+
+#[cfg(feature = "mpi")]
+mod mpi_impl {
+    use super::Communicator;
+    use mpi::collective::SystemOperation;
+    use mpi::topology::{Communicator as _, SimpleCommunicator};
+    use mpi::traits::{CommunicatorCollectives, Root};
+
+    /// MPI_COMM_WORLD.
+    pub struct Mpi {
+        world: SimpleCommunicator,
+        _universe: mpi::environment::Universe,
+    }
+
+    // SAFETY: the driver calls MPI only from the main thread (MPI_THREAD_FUNNELED use); the
+    // rayon workers never touch the communicator.
+    unsafe impl Sync for Mpi {}
+
+    impl Mpi {
+        /// Initializes MPI; None if it was already initialized or cannot start.
+        pub fn initialize() -> Option<Mpi> {
+            let universe = mpi::initialize()?;
+            Some(Mpi {
+                world: universe.world(),
+                _universe: universe,
+            })
+        }
+    }
+
+    impl Communicator for Mpi {
+        fn rank(&self) -> usize {
+            self.world.rank() as usize
+        }
+        fn size(&self) -> usize {
+            self.world.size() as usize
+        }
+        fn sum_f64(&self, data: &mut [f64]) {
+            let root = self.world.process_at_rank(0);
+            let send = data.to_vec();
+            if self.rank() == 0 {
+                root.reduce_into_root(&send[..], data, SystemOperation::sum());
+            } else {
+                root.reduce_into(&send[..], SystemOperation::sum());
+            }
+            root.broadcast_into(data);
+        }
+        fn sum_u64(&self, data: &mut [u64]) {
+            let root = self.world.process_at_rank(0);
+            let send = data.to_vec();
+            if self.rank() == 0 {
+                root.reduce_into_root(&send[..], data, SystemOperation::sum());
+            } else {
+                root.reduce_into(&send[..], SystemOperation::sum());
+            }
+            root.broadcast_into(data);
+        }
+        fn broadcast_f64(&self, data: &mut [f64]) {
+            self.world.process_at_rank(0).broadcast_into(data);
+        }
+        fn barrier(&self) {
+            self.world.barrier();
+        }
+        fn abort(&self, message: &str, code: i32) -> ! {
+            eprintln!("error (rank {}): {message}", self.rank());
+            self.world.abort(code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ranges_partition_all_chains() {
+        for total in [1usize, 7, 16, 33] {
+            for size in 1..=total.min(8) {
+                let mut next = 0;
+                for rank in 0..size {
+                    let (first, count) = chain_range(total, rank, size);
+                    assert_eq!(first, next);
+                    assert!(count >= 1);
+                    next += count;
+                }
+                assert_eq!(next, total);
+            }
+        }
+    }
+}
