@@ -547,3 +547,69 @@ pub fn read_run(path: &Path) -> Result<StoredRun> {
     };
     read().map_err(bad)
 }
+
+/// Writes a tomography fit: the state in the same `ansatz` layout as VMC runs and the fit
+/// history and metrics under `tomography`.
+#[allow(clippy::too_many_arguments)]
+pub fn write_tomography(
+    root: &Group,
+    rbm: &crate::ansatz::Rbm,
+    history: &[crate::tomography::EpochRecord],
+    nll: f64,
+    fidelity: Option<f64>,
+    kl: Option<f64>,
+    path: &Path,
+) -> Result<()> {
+    let write = || -> hdf5::Result<()> {
+        let a = root.create_group("ansatz")?;
+        let alpha = match rbm.kind() {
+            RbmKind::Dense { alpha } | RbmKind::Symmetric { alpha, .. } => *alpha,
+        };
+        write_str_attr(&a, "kind", "rbm")?;
+        write_attr(&a, "alpha", alpha as u64)?;
+        write_attr(&a, "n_sites", rbm.n_sites() as u64)?;
+        write_attr(&a, "n_hidden", rbm.n_hidden() as u64)?;
+        write_1d(&a, "parameters", rbm.parameters())?;
+        let t = root.create_group("tomography")?;
+        write_attr(&t, "nll", nll)?;
+        write_attr(&t, "fidelity", fidelity.unwrap_or(f64::NAN))?;
+        write_attr(&t, "kl", kl.unwrap_or(f64::NAN))?;
+        write_1d(
+            &t,
+            "epoch",
+            &history.iter().map(|r| r.epoch as u64).collect::<Vec<_>>(),
+        )?;
+        write_1d(
+            &t,
+            "train_nll",
+            &history.iter().map(|r| r.train_nll).collect::<Vec<_>>(),
+        )?;
+        write_1d(
+            &t,
+            "validation_nll",
+            &history.iter().map(|r| r.validation_nll).collect::<Vec<_>>(),
+        )?;
+        write_1d(
+            &t,
+            "fidelity_history",
+            &history
+                .iter()
+                .map(|r| r.fidelity.unwrap_or(f64::NAN))
+                .collect::<Vec<_>>(),
+        )?;
+        write_1d(
+            &t,
+            "kl_history",
+            &history
+                .iter()
+                .map(|r| r.kl.unwrap_or(f64::NAN))
+                .collect::<Vec<_>>(),
+        )?;
+        write_1d(
+            &t,
+            "wall_time",
+            &history.iter().map(|r| r.wall_time).collect::<Vec<_>>(),
+        )
+    };
+    write().map_err(h5err(path))
+}

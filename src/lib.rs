@@ -25,6 +25,7 @@ pub mod operator;
 pub mod optimizer;
 pub mod sampler;
 pub mod stats;
+pub mod tomography;
 pub mod vmc;
 
 pub use error::{Error, Result};

@@ -43,6 +43,70 @@ enum Command {
     Check(ModelArgs),
     /// What an nqs HDF5 file holds: model, ansatz, iterations, last energy, exact reference.
     Info(InfoArgs),
+    /// Fit the RBM to measured shots (maximum likelihood tomography).
+    Tomo(TomoArgs),
+    /// Synthetic shots from a stored state (an `nqs ed` eigenvector or an RBM).
+    Sample(SampleArgs),
+}
+
+#[derive(Args)]
+struct TomoArgs {
+    /// Shots: text (one shot a row, N values 0/1) or HDF5 (measurements/outcomes, measurements/bases).
+    #[arg(long)]
+    samples: PathBuf,
+    /// Bases of the shots (text, one row of N letters X/Y/Z per shot); all Z when absent.
+    #[arg(long)]
+    bases: Option<PathBuf>,
+    /// Reference state (2^N rows "Re Im") for fidelity and KL divergence.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Hidden-unit density.
+    #[arg(long, default_value_t = 1)]
+    alpha: usize,
+    #[arg(long, default_value_t = 200)]
+    epochs: usize,
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 0.003)]
+    learning_rate: f64,
+    #[arg(long, value_enum, default_value_t = nqs::tomography::FitOptimizer::Adam)]
+    optimizer: nqs::tomography::FitOptimizer,
+    /// Fit a complex RBM even to Z-only data (default: positive real RBM for Z-only data).
+    #[arg(long)]
+    complex: bool,
+    /// Fraction of shots held out for the validation NLL and early stopping.
+    #[arg(long, default_value_t = 0.1)]
+    validation: f64,
+    /// Epochs without a better validation NLL before stopping.
+    #[arg(long, default_value_t = 40)]
+    patience: usize,
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    /// Output HDF5 file with the fitted state and the fit history.
+    #[arg(long, default_value = "runs/tomography.h5")]
+    output: PathBuf,
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// A file from `nqs ed --output`, `nqs run` or `nqs tomo`.
+    state: PathBuf,
+    /// Bases file: one shot per row (N letters X/Y/Z).
+    #[arg(long, conflicts_with = "basis")]
+    bases: Option<PathBuf>,
+    /// One basis for every shot, e.g. ZZXY.
+    #[arg(long)]
+    basis: Option<String>,
+    /// Number of shots (with --basis).
+    #[arg(long, default_value_t = 1000)]
+    shots: usize,
+    #[arg(long, default_value_t = 1234)]
+    seed: u64,
+    /// Directory for samples.txt, bases.txt, measurements.h5 and state.txt.
+    #[arg(long)]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -206,6 +270,8 @@ fn run(cli: Cli, comm: &dyn Communicator) -> Result<()> {
         Command::Check(args) => check(args, cli.json),
         Command::Run(args) => run_vmc(args, cli.json, threads, comm),
         Command::Info(args) => info(args, cli.json),
+        Command::Tomo(args) => tomo(args, cli.json, threads),
+        Command::Sample(args) => sample_shots(args, cli.json),
     }
 }
 
@@ -952,6 +1018,368 @@ fn info(args: InfoArgs, json: bool) -> Result<()> {
         if let Some(x) = report["exact"].as_object() {
             println!("  exact       {} ({})", x["energy"], x["method"]);
         }
+    }
+    Ok(())
+}
+
+fn is_hdf5(path: &std::path::Path) -> bool {
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && &magic == b"\x89HDF\r\n\x1a\n"
+}
+
+fn tomo(args: TomoArgs, json: bool, threads: usize) -> Result<()> {
+    use nqs::tomography as t;
+    let start = Instant::now();
+    if args.output.exists() && !args.force {
+        return Err(Error::Input(format!(
+            "{}: output file exists; choose another --output or pass --force",
+            args.output.display()
+        )));
+    }
+    if !(args.learning_rate.is_finite() && args.learning_rate > 0.0)
+        || args.batch_size == 0
+        || args.alpha == 0
+        || !(0.0..0.9).contains(&args.validation)
+    {
+        return Err(Error::Input(
+            "--learning-rate must be > 0, --batch-size and --alpha ≥ 1, --validation in [0, 0.9)"
+                .into(),
+        ));
+    }
+    let data = if is_hdf5(&args.samples) {
+        if args.bases.is_some() {
+            return Err(Error::Input(format!(
+                "{}: HDF5 input carries its bases (measurements/bases); drop --bases",
+                args.samples.display()
+            )));
+        }
+        t::read_hdf5(&args.samples)?
+    } else {
+        t::read_text_files(&args.samples, args.bases.as_deref())?
+    };
+    let n = data.n_sites;
+    if n > 64 {
+        return Err(Error::input(
+            &args.samples,
+            format!("{n} sites; at most 64 are supported"),
+        ));
+    }
+    let reference = args
+        .reference
+        .as_deref()
+        .map(|p| t::read_reference(p, n))
+        .transpose()?;
+    if reference.is_some() && n > t::EXACT_LIMIT {
+        return Err(Error::Input(format!(
+            "fidelity needs N ≤ {}; the data has {n} sites",
+            t::EXACT_LIMIT
+        )));
+    }
+    let positive = data.z_only() && !args.complex;
+    let opts = t::FitOptions {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
+        optimizer: args.optimizer,
+        positive,
+        validation_fraction: args.validation,
+        patience: args.patience,
+        seed: args.seed,
+        chains: 16,
+    };
+    let mut rbm = t::new_model(n, args.alpha, positive, args.seed);
+    eprintln!(
+        "nqs tomo: {} shots on {n} sites ({} bases), {} RBM alpha={} ({} parameters), {threads} threads",
+        data.len(),
+        if data.z_only() { "Z only".to_string() } else { "mixed".to_string() },
+        if positive { "positive" } else { "complex" },
+        args.alpha,
+        rbm.n_parameters()
+    );
+    let mut progress = Progress::new(args.epochs, true);
+    let history = t::fit(&mut rbm, &data, reference.as_deref(), &opts, |r| {
+        let fid = r
+            .fidelity
+            .map_or(String::new(), |f| format!("  fidelity {f:.5}"));
+        progress.update(
+            r.epoch + 1,
+            args.epochs,
+            format!(
+                "NLL train {:.5} validation {:.5}{fid}",
+                r.train_nll, r.validation_nll
+            ),
+        );
+    })?;
+    progress.finish();
+    let exact = n <= t::EXACT_LIMIT;
+    let all: Vec<usize> = (0..data.len()).collect();
+    let log_z = if exact {
+        t::exact_normalization(&rbm, None)
+    } else {
+        f64::NAN
+    };
+    let nll = t::nll(&rbm, &data, &all, log_z);
+    let (fidelity, kl) = match &reference {
+        Some(r) => {
+            let psi = t::normalized_state(&rbm);
+            let mut bases: Vec<Vec<u8>> = all.iter().map(|&k| data.basis(k).to_vec()).collect();
+            bases.sort();
+            bases.dedup();
+            (
+                Some(t::fidelity(r, &psi)),
+                Some(t::kl_divergence(r, &psi, &bases)),
+            )
+        }
+        None => (None, None),
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let root = RootInfo {
+        config_text: String::new(),
+        seed: args.seed,
+        ranks: 1,
+        threads,
+        command: "tomo".into(),
+        start_time: io::utc_now(),
+    };
+    let file = NewFile::create(&args.output, args.force, &root)?;
+    io::write_tomography(&file.file, &rbm, &history, nll, fidelity, kl, &args.output)?;
+    let output = file.commit()?;
+    if json {
+        println!(
+            "{}",
+            json!({"fidelity": fidelity, "kl": kl, "nll": nll, "epochs": history.len(), "wall_time_s": wall, "output": output})
+        );
+    } else {
+        println!(
+            "tomography: {} shots, {n} sites, {} epochs",
+            data.len(),
+            history.len()
+        );
+        println!("  NLL        {nll:.6}");
+        if let (Some(f), Some(k)) = (fidelity, kl) {
+            println!("  fidelity   {f:.6}");
+            println!("  KL         {k:.3e}");
+        }
+        println!("  wall time  {wall:.1} s");
+        println!("  written to {}", output.display());
+    }
+    Ok(())
+}
+
+/// The normalized state of an nqs file in qubit ordering: an RBM (`ansatz`) or an ED eigenvector.
+fn stored_state(path: &std::path::Path) -> Result<Vec<num_complex::Complex64>> {
+    let file = io::open_nqs_file(path)?;
+    let bad = |e: hdf5::Error| Error::input(path, format!("damaged state: {e}"));
+    if let Ok(g) = file.group("ansatz") {
+        let kind = io::read_str_attr(&g, "kind").map_err(bad)?;
+        let alpha = g
+            .attr("alpha")
+            .and_then(|a| a.read_scalar::<u64>())
+            .map_err(bad)? as usize;
+        let n = g
+            .attr("n_sites")
+            .and_then(|a| a.read_scalar::<u64>())
+            .map_err(bad)? as usize;
+        if n > nqs::tomography::EXACT_LIMIT {
+            return Err(Error::input(
+                path,
+                format!(
+                    "exact sampling needs N ≤ {}; this state has {n} sites",
+                    nqs::tomography::EXACT_LIMIT
+                ),
+            ));
+        }
+        let params: Vec<num_complex::Complex64> = g
+            .dataset("parameters")
+            .and_then(|d| d.read_raw())
+            .map_err(bad)?;
+        let rbm_kind = if kind == "rbm_symm" {
+            let config: config::Config =
+                toml::from_str(&io::read_str_attr(&file, "config").map_err(bad)?)
+                    .map_err(|e| Error::input(path, format!("stored config: {}", e.message())))?;
+            let lattice = Lattice::from_config(&config.lattice);
+            nqs::ansatz::RbmKind::Symmetric {
+                alpha,
+                perms: lattice
+                    .translations()
+                    .iter()
+                    .map(|t| t.perm.clone())
+                    .collect(),
+            }
+        } else {
+            nqs::ansatz::RbmKind::Dense { alpha }
+        };
+        let mut rbm = nqs::ansatz::Rbm::new(n, rbm_kind);
+        if params.len() != rbm.n_parameters() {
+            return Err(Error::input(
+                path,
+                "ansatz/parameters does not match the ansatz size",
+            ));
+        }
+        rbm.set_parameters(&params);
+        return Ok(nqs::tomography::normalized_state(&rbm));
+    }
+    let g = file
+        .group("exact")
+        .map_err(|_| Error::input(path, "holds neither an ansatz nor an exact eigenvector"))?;
+    let states: Vec<u64> = g
+        .dataset("basis_states")
+        .and_then(|d| d.read_raw())
+        .map_err(|_| {
+            Error::input(
+                path,
+                "no stored eigenvector (run nqs ed with --output on a small system)",
+            )
+        })?;
+    let amps: Vec<num_complex::Complex64> = g
+        .dataset("eigenvector")
+        .and_then(|d| d.read_raw())
+        .map_err(bad)?;
+    let config: config::Config = toml::from_str(&io::read_str_attr(&file, "config").map_err(bad)?)
+        .map_err(|e| Error::input(path, format!("stored config: {}", e.message())))?;
+    let n = Lattice::from_config(&config.lattice).n_sites();
+    if n > nqs::tomography::EXACT_LIMIT {
+        return Err(Error::input(
+            path,
+            format!("exact sampling needs N ≤ {}", nqs::tomography::EXACT_LIMIT),
+        ));
+    }
+    let mut psi = vec![num_complex::Complex64::new(0.0, 0.0); 1 << n];
+    for (s, a) in states.iter().zip(amps) {
+        psi[nqs::hilbert::qubit_index(*s, n)] = a;
+    }
+    Ok(psi)
+}
+
+fn sample_shots(args: SampleArgs, json: bool) -> Result<()> {
+    use rand::{RngExt, SeedableRng};
+    let psi = stored_state(&args.state)?;
+    let n = psi.len().trailing_zeros() as usize;
+    let bases: Vec<Vec<u8>> = match (&args.bases, &args.basis) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| {
+                    let row: Vec<u8> = l.split_whitespace().flat_map(|t| t.bytes()).collect();
+                    if row.len() != n || row.iter().any(|b| !matches!(b, b'X' | b'Y' | b'Z')) {
+                        Err(Error::Input(format!(
+                            "{}:{}: expected {n} letters X/Y/Z",
+                            path.display(),
+                            i + 1
+                        )))
+                    } else {
+                        Ok(row)
+                    }
+                })
+                .collect::<Result<_>>()?
+        }
+        (None, Some(b)) => {
+            let row = b.as_bytes().to_vec();
+            if row.len() != n || row.iter().any(|c| !matches!(c, b'X' | b'Y' | b'Z')) {
+                return Err(Error::Input(format!(
+                    "--basis {b}: expected {n} letters X/Y/Z"
+                )));
+            }
+            vec![row; args.shots]
+        }
+        (None, None) => vec![vec![b'Z'; n]; args.shots],
+    };
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(args.seed);
+    let mut cdfs: std::collections::HashMap<Vec<u8>, Vec<f64>> = std::collections::HashMap::new();
+    let mut outcomes = Vec::with_capacity(bases.len() * n);
+    for b in &bases {
+        let cdf = cdfs.entry(b.clone()).or_insert_with(|| {
+            let p = nqs::tomography::basis_probabilities(&psi, b);
+            p.iter()
+                .scan(0.0, |acc, x| {
+                    *acc += x;
+                    Some(*acc)
+                })
+                .collect()
+        });
+        let u: f64 = rng.random::<f64>() * cdf[cdf.len() - 1];
+        let index = cdf.partition_point(|&c| c < u).min(cdf.len() - 1);
+        for j in 0..n {
+            outcomes.push(((index >> (n - 1 - j)) & 1) as u8);
+        }
+    }
+    std::fs::create_dir_all(&args.output)
+        .map_err(|e| Error::Runtime(format!("{}: {e}", args.output.display())))?;
+    let write = |name: &str, text: String| {
+        std::fs::write(args.output.join(name), text)
+            .map_err(|e| Error::Runtime(format!("{}: {e}", args.output.join(name).display())))
+    };
+    write(
+        "samples.txt",
+        outcomes
+            .chunks(n)
+            .map(|r| {
+                r.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    + "\n"
+            })
+            .collect(),
+    )?;
+    write(
+        "bases.txt",
+        bases
+            .iter()
+            .map(|r| {
+                String::from_utf8_lossy(r)
+                    .chars()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    + "\n"
+            })
+            .collect(),
+    )?;
+    write(
+        "state.txt",
+        psi.iter()
+            .map(|z| format!("{:.17e} {:.17e}\n", z.re, z.im))
+            .collect(),
+    )?;
+    let h5 = args.output.join("measurements.h5");
+    let root = RootInfo {
+        config_text: String::new(),
+        seed: args.seed,
+        ranks: 1,
+        threads: 1,
+        command: "sample".into(),
+        start_time: io::utc_now(),
+    };
+    let file = NewFile::create(&h5, true, &root)?;
+    let write_h5 = || -> hdf5::Result<()> {
+        let g = file.file.create_group("measurements")?;
+        io::write_2d(
+            &g,
+            "outcomes",
+            &ndarray::Array2::from_shape_vec((bases.len(), n), outcomes.clone()).expect("shape"),
+        )?;
+        io::write_2d(
+            &g,
+            "bases",
+            &ndarray::Array2::from_shape_vec((bases.len(), n), bases.concat()).expect("shape"),
+        )
+    };
+    write_h5().map_err(io::h5err(&h5))?;
+    file.commit()?;
+    if json {
+        println!(
+            "{}",
+            json!({"shots": bases.len(), "n_sites": n, "output": args.output})
+        );
+    } else {
+        println!("{} shots on {n} sites written to {} (samples.txt, bases.txt, measurements.h5, state.txt)", bases.len(), args.output.display());
     }
     Ok(())
 }

@@ -1,0 +1,289 @@
+//! Tomography: gradients against finite differences, and round trips through the program's own
+//! tools (ED → shots → fit → fidelity).
+
+use nqs::ansatz::{Ansatz, Rbm, RbmKind};
+use nqs::tomography::{self as t, Measurements, Normalization};
+use num_complex::Complex64;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::path::Path;
+use std::process::Command;
+
+fn nqs(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_nqs"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn likelihood_gradient_matches_finite_differences() {
+    let n = 4;
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+    let shots = 12;
+    let outcomes: Vec<u8> = (0..shots * n).map(|_| rng.random_range(0..2u8)).collect();
+    let bases: Vec<u8> = (0..shots * n)
+        .map(|_| b"XYZZ"[rng.random_range(0..4usize)])
+        .collect();
+    let data = Measurements {
+        n_sites: n,
+        outcomes,
+        bases,
+    };
+    let rbm = Rbm::random(n, RbmKind::Dense { alpha: 1 }, 0.4, 5);
+    let all: Vec<usize> = (0..shots).collect();
+    let (g, _) = t::gradient(&rbm, &data, &all, &mut Normalization::Exact, false);
+    let nll_at = |p: &[Complex64]| {
+        let mut r = rbm.clone();
+        r.set_parameters(p);
+        t::nll(&r, &data, &all, t::exact_normalization(&r, None))
+    };
+    let h = 1e-6;
+    for k in 0..rbm.n_parameters() {
+        for (direction, expected) in [
+            (Complex64::new(h, 0.0), 2.0 * g[k].re),
+            (Complex64::new(0.0, h), 2.0 * g[k].im),
+        ] {
+            let mut plus = rbm.parameters().to_vec();
+            let mut minus = plus.clone();
+            plus[k] += direction;
+            minus[k] -= direction;
+            let fd = (nll_at(&plus) - nll_at(&minus)) / (2.0 * h);
+            assert!(
+                (fd - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+                "k={k}: fd {fd} analytic {expected}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tfi_ground_state_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    std::fs::write(
+        d("tfi.toml"),
+        "[lattice]\nkind = \"chain\"\nlength = 10\n[model]\nkind = \"tfi\"\nh = 1.0\n",
+    )
+    .unwrap();
+    nqs(&["ed", &d("tfi.toml"), "--output", &d("ed.h5")]);
+    nqs(&[
+        "sample",
+        &d("ed.h5"),
+        "--shots",
+        "10000",
+        "--output",
+        &d("shots"),
+    ]);
+    let fit = nqs(&[
+        "--json",
+        "tomo",
+        "--samples",
+        &d("shots/samples.txt"),
+        "--reference",
+        &d("shots/state.txt"),
+        "--epochs",
+        "300",
+        "--output",
+        &d("fit.h5"),
+    ]);
+    let fidelity = fit["fidelity"].as_f64().unwrap();
+    assert!(fidelity >= 0.995, "{fit}");
+    // The same data in HDF5 gives the same fit.
+    let fit_h5 = nqs(&[
+        "--json",
+        "tomo",
+        "--samples",
+        &d("shots/measurements.h5"),
+        "--reference",
+        &d("shots/state.txt"),
+        "--epochs",
+        "300",
+        "--output",
+        &d("fit2.h5"),
+    ]);
+    assert_eq!(fit["nll"], fit_h5["nll"]);
+    assert_eq!(fit["fidelity"], fit_h5["fidelity"]);
+    // The fitted state is a regular nqs state file.
+    let info = nqs(&["--json", "info", &d("fit.h5")]);
+    assert_eq!(info["ansatz"]["kind"], "rbm");
+}
+
+#[test]
+fn heisenberg_without_marshall_sign_needs_rotated_bases() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    std::fs::write(
+        d("h8.toml"),
+        "[lattice]\nkind = \"chain\"\nlength = 8\n[model]\nkind = \"heisenberg\"\ntotal_sz = 0\n",
+    )
+    .unwrap();
+    nqs(&["ed", &d("h8.toml"), "--output", &d("ed.h5")]);
+    let n = 8;
+    let mut bases = vec![vec!["Z"; n]];
+    for i in 0..n {
+        for a in ["X", "Y"] {
+            for b in ["X", "Y"] {
+                let mut row = vec!["Z"; n];
+                row[i] = a;
+                row[(i + 1) % n] = b;
+                bases.push(row);
+            }
+        }
+    }
+    let text: String = bases
+        .iter()
+        .flat_map(|b| std::iter::repeat_n(b.join(" ") + "\n", 1000))
+        .collect();
+    std::fs::write(d("bases.txt"), text).unwrap();
+    nqs(&[
+        "sample",
+        &d("ed.h5"),
+        "--bases",
+        &d("bases.txt"),
+        "--output",
+        &d("shots"),
+    ]);
+    let fit = nqs(&[
+        "--json",
+        "tomo",
+        "--samples",
+        &d("shots/samples.txt"),
+        "--bases",
+        &d("shots/bases.txt"),
+        "--reference",
+        &d("shots/state.txt"),
+        "--alpha",
+        "2",
+        "--epochs",
+        "300",
+        "--output",
+        &d("fit.h5"),
+    ]);
+    assert!(fit["fidelity"].as_f64().unwrap() >= 0.99, "{fit}");
+}
+
+#[test]
+fn random_two_qubit_state_in_all_pauli_bases() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    let psi: Vec<Complex64> = (0..4)
+        .map(|_| Complex64::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5))
+        .collect();
+    std::fs::write(
+        d("state.txt"),
+        psi.iter()
+            .map(|z| format!("{} {}\n", z.re, z.im))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let (mut samples, mut bases) = (String::new(), String::new());
+    for a in [b'X', b'Y', b'Z'] {
+        for b in [b'X', b'Y', b'Z'] {
+            let p = t::basis_probabilities(&psi, &[a, b]);
+            for _ in 0..2000 {
+                let u: f64 = rng.random();
+                let mut acc = 0.0;
+                let index = p.iter().position(|x| {
+                    acc += x;
+                    u < acc
+                });
+                let index = index.unwrap_or(3);
+                samples.push_str(&format!("{} {}\n", index >> 1, index & 1));
+                bases.push_str(&format!("{} {}\n", a as char, b as char));
+            }
+        }
+    }
+    std::fs::write(d("samples.txt"), samples).unwrap();
+    std::fs::write(d("bases.txt"), bases).unwrap();
+    let fit = nqs(&[
+        "--json",
+        "tomo",
+        "--samples",
+        &d("samples.txt"),
+        "--bases",
+        &d("bases.txt"),
+        "--reference",
+        &d("state.txt"),
+        "--alpha",
+        "2",
+        "--epochs",
+        "300",
+        "--output",
+        &d("fit.h5"),
+    ]);
+    assert!(fit["fidelity"].as_f64().unwrap() >= 0.995, "{fit}");
+}
+
+#[test]
+fn bad_measurement_files_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let write = |f: &str, s: &str| std::fs::write(dir.path().join(f), s).unwrap();
+    write("good.txt", "0 1 0\n1 1 0\n");
+    write("ragged.txt", "0 1 0\n1 1\n");
+    write("values.txt", "0 2 0\n");
+    write("empty.txt", "");
+    write("bases_bad.txt", "Z Q Z\nZ Z Z\n");
+    write("bases_rows.txt", "Z Z Z\n");
+    write("ref.txt", "1 0\n0 0\n");
+    let bin = env!("CARGO_BIN_EXE_nqs");
+    for (args, needle) in [
+        (vec!["tomo", "--samples", &d("ragged.txt")], "ragged"),
+        (
+            vec!["tomo", "--samples", &d("values.txt")],
+            "expected 0 or 1",
+        ),
+        (vec!["tomo", "--samples", &d("empty.txt")], "no shots"),
+        (
+            vec![
+                "tomo",
+                "--samples",
+                &d("good.txt"),
+                "--bases",
+                &d("bases_bad.txt"),
+            ],
+            "bad basis letter",
+        ),
+        (
+            vec![
+                "tomo",
+                "--samples",
+                &d("good.txt"),
+                "--bases",
+                &d("bases_rows.txt"),
+            ],
+            "basis rows",
+        ),
+        (
+            vec![
+                "tomo",
+                "--samples",
+                &d("good.txt"),
+                "--reference",
+                &d("ref.txt"),
+            ],
+            "expected 2^3",
+        ),
+        (vec!["tomo", "--samples", &d("missing.txt")], "cannot read"),
+    ] {
+        let out = Command::new(bin)
+            .args(&args)
+            .arg("--output")
+            .arg(d("o.h5"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+    assert!(!Path::new(&d("o.h5")).exists());
+}
