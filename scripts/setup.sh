@@ -8,7 +8,7 @@
 # environment variables the Rust crates read.
 set -euo pipefail
 
-packages=(libhdf5-dev libopenmpi-dev openmpi-bin libopenblas-dev libclang-dev pkg-config)
+packages=(libhdf5-dev libopenmpi-dev openmpi-bin libopenblas-dev libclang-dev pkg-config fonts-dejavu-core)
 
 print_manual_instructions() {
     cat >&2 <<'TXT'

@@ -23,6 +23,7 @@ pub mod lattice;
 pub mod linalg;
 pub mod operator;
 pub mod optimizer;
+pub mod plot;
 pub mod sampler;
 pub mod stats;
 pub mod tomography;

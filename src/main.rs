@@ -43,10 +43,21 @@ enum Command {
     Check(ModelArgs),
     /// What an nqs HDF5 file holds: model, ansatz, iterations, last energy, exact reference.
     Info(InfoArgs),
+    /// Plot a run's history (energy with error bars and the exact line, variance) as PNG.
+    Plot(PlotArgs),
     /// Fit the RBM to measured shots (maximum likelihood tomography).
     Tomo(TomoArgs),
     /// Synthetic shots from a stored state (an `nqs ed` eigenvector or an RBM).
     Sample(SampleArgs),
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// A run file.
+    file: PathBuf,
+    /// The PNG to write.
+    #[arg(short, long)]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -271,6 +282,15 @@ fn run(cli: Cli, comm: &dyn Communicator) -> Result<()> {
         Command::Run(args) => run_vmc(args, cli.json, threads, comm),
         Command::Info(args) => info(args, cli.json),
         Command::Tomo(args) => tomo(args, cli.json, threads),
+        Command::Plot(args) => {
+            nqs::plot::plot_run(&args.file, &args.output)?;
+            if cli.json {
+                println!("{}", json!({"output": args.output}));
+            } else {
+                println!("wrote {}", args.output.display());
+            }
+            Ok(())
+        }
         Command::Sample(args) => sample_shots(args, cli.json),
     }
 }

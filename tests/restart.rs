@@ -198,4 +198,20 @@ fn bad_files_for_resume_and_info_exit_2() {
     assert!(info.status.success());
     let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(v["iterations"], 3);
+    let png = dir.path().join("run.png");
+    let plot = Command::new(env!("CARGO_BIN_EXE_nqs"))
+        .args([
+            "plot",
+            &full.to_string_lossy(),
+            "-o",
+            &png.to_string_lossy(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        plot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plot.stderr)
+    );
+    assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
 }

@@ -1,0 +1,130 @@
+//! `nqs plot`: a PNG of a run's history — energy per iteration with error bars and the exact
+//! reference, and the variance on a log axis.
+
+use crate::error::{Error, Result};
+use crate::io::open_nqs_file;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Fonts tried for the labels (Debian's fonts-dejavu-core first).
+const FONTS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+];
+
+fn register_font() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        FONTS
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .is_some_and(|bytes| {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+            })
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Runtime(format!("nqs plot needs a TrueType font for its labels; install fonts-dejavu-core (looked for {})", FONTS.join(", "))))
+    }
+}
+
+/// Draws `input`'s history into the PNG `output`.
+pub fn plot_run(input: &Path, output: &Path) -> Result<()> {
+    let file = open_nqs_file(input)?;
+    let read = |name: &str| -> Result<Vec<f64>> {
+        file.dataset(&format!("history/{name}")).and_then(|d| d.read_raw::<f64>()).map_err(|_| Error::input(input, format!("no history/{name}: not a run file (ed and tomography files have no iteration history)")))
+    };
+    let (it, energy, error, variance) = (
+        read("iteration")?,
+        read("energy")?,
+        read("error")?,
+        read("variance")?,
+    );
+    if it.is_empty() {
+        return Err(Error::input(input, "the history is empty"));
+    }
+    let exact = file
+        .group("exact")
+        .ok()
+        .and_then(|g| g.attr("energy").ok())
+        .and_then(|a| a.read_scalar::<f64>().ok());
+    register_font()?;
+    let draw =
+        || -> std::result::Result<(), Box<dyn std::error::Error>> {
+            let root = BitMapBackend::new(output, (900, 700)).into_drawing_area();
+            root.fill(&WHITE)?;
+            let (top, bottom) = root.split_vertically(420);
+            let x_max = it[it.len() - 1].max(1.0);
+            // Energy axis: the last 90% of the run and the exact value set the scale.
+            let tail = &energy[energy.len() / 10..];
+            let mut lo = tail.iter().copied().fold(f64::INFINITY, f64::min);
+            let mut hi = tail.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if let Some(e) = exact {
+                lo = lo.min(e);
+                hi = hi.max(e);
+            }
+            let pad = ((hi - lo) * 0.1).max(1e-9);
+            let mut chart = ChartBuilder::on(&top)
+                .caption("energy", ("sans-serif", 22))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(80)
+                .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
+            chart
+                .configure_mesh()
+                .x_desc("iteration")
+                .y_desc("E")
+                .draw()?;
+            chart.draw_series(it.iter().zip(&energy).zip(&error).map(|((&x, &e), &s)| {
+                ErrorBar::new_vertical(x, e - s, e, e + s, BLUE.filled(), 3)
+            }))?;
+            if let Some(e) = exact {
+                chart
+                    .draw_series(LineSeries::new(
+                        [(0.0, e), (x_max, e)],
+                        BLACK.stroke_width(2),
+                    ))?
+                    .label(format!("exact {e:.6}"))
+                    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()?;
+            }
+            let positive: Vec<(f64, f64)> = it
+                .iter()
+                .zip(&variance)
+                .filter(|(_, v)| **v > 0.0)
+                .map(|(&x, &v)| (x, v))
+                .collect();
+            let vmin = positive
+                .iter()
+                .map(|p| p.1)
+                .fold(f64::INFINITY, f64::min)
+                .max(1e-300);
+            let vmax = positive
+                .iter()
+                .map(|p| p.1)
+                .fold(0.0, f64::max)
+                .max(vmin * 10.0);
+            let mut chart = ChartBuilder::on(&bottom)
+                .caption("variance", ("sans-serif", 22))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(80)
+                .build_cartesian_2d(0.0..x_max, (vmin..vmax).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc("iteration")
+                .y_desc("Var E")
+                .draw()?;
+            chart.draw_series(LineSeries::new(positive, RED.stroke_width(2)))?;
+            root.present()?;
+            Ok(())
+        };
+    draw().map_err(|e| Error::Runtime(format!("{}: cannot draw the plot: {e}", output.display())))
+}
