@@ -80,8 +80,12 @@ struct TomoArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 0.003)]
     learning_rate: f64,
+    /// Adam, SGD, or SR (natural gradient with the exactly enumerated metric, N ≤ 14).
     #[arg(long, value_enum, default_value_t = nqs::tomography::FitOptimizer::Adam)]
     optimizer: nqs::tomography::FitOptimizer,
+    /// Diagonal shift of the SR metric.
+    #[arg(long, default_value_t = 0.01)]
+    diag_shift: f64,
     /// Fit a complex RBM even to Z-only data (default: positive real RBM for Z-only data).
     #[arg(long)]
     complex: bool,
@@ -1109,7 +1113,14 @@ fn tomo(args: TomoArgs, json: bool, threads: usize) -> Result<()> {
         patience: args.patience,
         seed: args.seed,
         chains: 16,
+        diag_shift: args.diag_shift,
     };
+    if args.optimizer == t::FitOptimizer::Sr && n > t::SR_LIMIT {
+        return Err(Error::Input(format!(
+            "--optimizer sr enumerates the metric exactly and needs N ≤ {}; use adam for {n} sites",
+            t::SR_LIMIT
+        )));
+    }
     let mut rbm = t::new_model(n, args.alpha, positive, args.seed);
     eprintln!(
         "nqs tomo: {} shots on {n} sites ({} bases), {} RBM alpha={} ({} parameters), {threads} threads",

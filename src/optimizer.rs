@@ -175,6 +175,35 @@ pub fn choose_solver(
     best.1
 }
 
+/// Solves the Hermitian positive semi-definite system `S δ = f`: Cholesky, or the eigenvalue
+/// pseudo-inverse (eigenvalues below 1e-12 of the largest dropped) when the factorization fails
+/// or gives non-finite numbers. Returns δ and whether the pseudo-inverse was used.
+pub fn solve_hermitian(
+    s_matrix: &Array2<Complex64>,
+    f: &Array1<Complex64>,
+) -> Result<(Array1<Complex64>, bool)> {
+    crate::linalg::single_threaded_blas();
+    let solved = s_matrix
+        .factorizec(UPLO::Lower)
+        .ok()
+        .and_then(|cholesky| cholesky.solvec(f).ok())
+        .filter(|d| d.iter().all(|z| z.re.is_finite() && z.im.is_finite()));
+    if let Some(d) = solved {
+        return Ok((d, false));
+    }
+    let (values, vectors) = s_matrix
+        .eigh(UPLO::Lower)
+        .map_err(|e| Error::Numerical(format!("SR: eigendecomposition of S failed: {e}")))?;
+    let cutoff = 1e-12 * values.iter().copied().fold(0.0, f64::max);
+    let coeffs = vectors.t().mapv(|z| z.conj()).dot(f);
+    let scaled: Array1<Complex64> = coeffs
+        .iter()
+        .zip(values.iter())
+        .map(|(c, &l)| if l > cutoff { c / l } else { ZERO })
+        .collect();
+    Ok((vectors.dot(&scaled), true))
+}
+
 /// Solves `(X†X + ε I) δ = X†y` with the requested solver; returns δ and what was done.
 pub fn sr_solve(
     x: &ArrayView2<Complex64>,
@@ -218,28 +247,9 @@ pub fn sr_solve(
             for k in 0..p {
                 s_matrix[[k, k]] += shift;
             }
-            let solved = s_matrix
-                .factorizec(UPLO::Lower)
-                .ok()
-                .and_then(|cholesky| cholesky.solvec(&f).ok())
-                .filter(|d| d.iter().all(|z| z.re.is_finite() && z.im.is_finite()));
-            match solved {
-                Some(d) => d,
-                None => {
-                    info.pseudo_inverse = true;
-                    let (values, vectors) = s_matrix.eigh(UPLO::Lower).map_err(|e| {
-                        Error::Numerical(format!("SR: eigendecomposition of S failed: {e}"))
-                    })?;
-                    let cutoff = 1e-12 * values.iter().copied().fold(0.0, f64::max);
-                    let coeffs = vectors.t().mapv(|z| z.conj()).dot(&f);
-                    let scaled: Array1<Complex64> = coeffs
-                        .iter()
-                        .zip(values.iter())
-                        .map(|(c, &l)| if l > cutoff { c / l } else { ZERO })
-                        .collect();
-                    vectors.dot(&scaled)
-                }
-            }
+            let (delta, pseudo_inverse) = solve_hermitian(&s_matrix, &f)?;
+            info.pseudo_inverse = pseudo_inverse;
+            delta
         }
         SrSolverKind::Cg => {
             info.method = "sr/cg".into();

@@ -468,6 +468,9 @@ pub fn new_model(n_sites: usize, alpha: usize, positive: bool, seed: u64) -> Rbm
 pub enum FitOptimizer {
     Adam,
     Sgd,
+    /// Natural gradient: `δ = (S + ε I)^{−1} ∂NLL/∂p̄` with the quantum geometric tensor
+    /// `S = Cov_{|ψ|²}(O)` by exact enumeration (N ≤ 14).
+    Sr,
 }
 
 /// Settings of [`fit`].
@@ -486,6 +489,47 @@ pub struct FitOptions {
     pub seed: u64,
     /// Chains for the normalization gradient when N > 20.
     pub chains: usize,
+    /// SR diagonal shift ε.
+    pub diag_shift: f64,
+}
+
+/// Largest N for the exactly enumerated SR metric.
+pub const SR_LIMIT: usize = 14;
+
+/// `S = Σ_σ p_σ (O_σ − ⟨O⟩)†(O_σ − ⟨O⟩)` with `p_σ = |ψ(σ)|²/Z`, by enumeration.
+pub fn exact_metric(rbm: &Rbm) -> ndarray::Array2<Complex64> {
+    let n = rbm.n_sites();
+    let p = rbm.n_parameters();
+    let mut sigma = vec![1i8; n];
+    let mut cache = rbm.new_cache();
+    rbm.refresh(&sigma, &mut cache);
+    let mut rows = ndarray::Array2::<Complex64>::zeros((1 << n, p));
+    let mut log_w = vec![0.0; 1 << n];
+    let mut o = vec![ZERO; p];
+    for k in 0usize..1 << n {
+        if k > 0 {
+            let bit = k.trailing_zeros() as usize;
+            log_w[k] = log_w[k - 1] + 2.0 * rbm.log_ratio(&sigma, &cache, &[bit]).re;
+            rbm.flip(&mut sigma, &mut cache, &[bit]);
+        }
+        rbm.log_derivatives(&sigma, &cache, &mut o);
+        rows.row_mut(k)
+            .iter_mut()
+            .zip(&o)
+            .for_each(|(r, x)| *r = *x);
+    }
+    let max = log_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let w: Vec<f64> = log_w.iter().map(|l| (l - max).exp()).collect();
+    let z: f64 = w.iter().sum();
+    let mean: ndarray::Array1<Complex64> = rows
+        .axis_iter(ndarray::Axis(1))
+        .map(|col| col.iter().zip(&w).map(|(x, wi)| x * wi).sum::<Complex64>() / z)
+        .collect();
+    for (k, mut row) in rows.axis_iter_mut(ndarray::Axis(0)).enumerate() {
+        let scale = (w[k] / z).sqrt();
+        row.zip_mut_with(&mean, |x, m| *x = (*x - m) * scale);
+    }
+    rows.t().mapv(|x| x.conj()).dot(&rows)
 }
 
 /// One epoch of the fit.
@@ -683,6 +727,15 @@ pub fn fit(
             step += 1;
             let update: Vec<Complex64> = match opts.optimizer {
                 FitOptimizer::Sgd => g.iter().map(|x| x * opts.learning_rate).collect(),
+                FitOptimizer::Sr => {
+                    let mut s = exact_metric(rbm);
+                    for k in 0..p {
+                        s[[k, k]] += opts.diag_shift;
+                    }
+                    let (delta, _) =
+                        crate::optimizer::solve_hermitian(&s, &ndarray::Array1::from(g.clone()))?;
+                    delta.iter().map(|x| if opts.positive { Complex64::new(x.re, 0.0) } else { *x } * opts.learning_rate).collect()
+                }
                 FitOptimizer::Adam => {
                     let (b1, b2) = (0.9, 0.999);
                     g.iter()
