@@ -12,14 +12,7 @@ use nqs::sampler::{MetropolisSampler, Moves, SamplerSettings};
 fn ansatz(n: usize, symmetric: bool) -> Rbm {
     let lattice = Lattice::chain(n, Boundary::Periodic);
     let kind = if symmetric {
-        RbmKind::Symmetric {
-            alpha: 4,
-            perms: lattice
-                .translations()
-                .iter()
-                .map(|t| t.perm.clone())
-                .collect(),
-        }
+        RbmKind::translation_symmetric(4, &lattice)
     } else {
         RbmKind::Dense { alpha: 2 }
     };

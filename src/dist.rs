@@ -86,7 +86,7 @@ mod mpi_impl {
     use super::Communicator;
     use mpi::collective::SystemOperation;
     use mpi::topology::{Communicator as _, SimpleCommunicator};
-    use mpi::traits::{CommunicatorCollectives, Root};
+    use mpi::traits::{CommunicatorCollectives, Equivalence, Root};
 
     /// MPI_COMM_WORLD.
     pub struct Mpi {
@@ -107,6 +107,18 @@ mod mpi_impl {
                 _universe: universe,
             })
         }
+
+        /// Reduce to rank 0, then broadcast: every rank ends with the same bits.
+        fn sum<T: Equivalence + Clone>(&self, data: &mut [T]) {
+            let root = self.world.process_at_rank(0);
+            let send = data.to_vec();
+            if self.rank() == 0 {
+                root.reduce_into_root(&send[..], data, SystemOperation::sum());
+            } else {
+                root.reduce_into(&send[..], SystemOperation::sum());
+            }
+            root.broadcast_into(data);
+        }
     }
 
     impl Communicator for Mpi {
@@ -117,24 +129,10 @@ mod mpi_impl {
             self.world.size() as usize
         }
         fn sum_f64(&self, data: &mut [f64]) {
-            let root = self.world.process_at_rank(0);
-            let send = data.to_vec();
-            if self.rank() == 0 {
-                root.reduce_into_root(&send[..], data, SystemOperation::sum());
-            } else {
-                root.reduce_into(&send[..], SystemOperation::sum());
-            }
-            root.broadcast_into(data);
+            self.sum(data);
         }
         fn sum_u64(&self, data: &mut [u64]) {
-            let root = self.world.process_at_rank(0);
-            let send = data.to_vec();
-            if self.rank() == 0 {
-                root.reduce_into_root(&send[..], data, SystemOperation::sum());
-            } else {
-                root.reduce_into(&send[..], SystemOperation::sum());
-            }
-            root.broadcast_into(data);
+            self.sum(data);
         }
         fn broadcast_f64(&self, data: &mut [f64]) {
             self.world.process_at_rank(0).broadcast_into(data);

@@ -201,6 +201,30 @@ impl Lattice {
     pub fn translations(&self) -> &[Translation] {
         &self.translations
     }
+    /// The momentum grid `m` (one integer per dimension, `q_d = 2π m_d / L_d`) of a chain or
+    /// square lattice; empty for custom graphs.
+    pub fn momentum_indices(&self) -> Vec<Vec<usize>> {
+        if self.extent.is_empty() {
+            return vec![];
+        }
+        let mut momenta = vec![vec![]];
+        for &l in &self.extent {
+            momenta = momenta
+                .into_iter()
+                .flat_map(|k: Vec<usize>| (0..l).map(move |q| [k.clone(), vec![q]].concat()))
+                .collect();
+        }
+        momenta
+    }
+
+    /// `q_d = 2π m_d / L_d`.
+    pub fn momentum(&self, m: &[usize]) -> Vec<f64> {
+        m.iter()
+            .zip(&self.extent)
+            .map(|(&k, &l)| 2.0 * std::f64::consts::PI * k as f64 / l as f64)
+            .collect()
+    }
+
     /// Position of site `i` (empty for custom graphs).
     pub fn coordinates(&self, i: usize) -> Vec<usize> {
         let mut rest = i;

@@ -1232,14 +1232,7 @@ fn stored_state(path: &std::path::Path) -> Result<Vec<num_complex::Complex64>> {
                 toml::from_str(&io::read_str_attr(&file, "config").map_err(bad)?)
                     .map_err(|e| Error::input(path, format!("stored config: {}", e.message())))?;
             let lattice = Lattice::from_config(&config.lattice);
-            nqs::ansatz::RbmKind::Symmetric {
-                alpha,
-                perms: lattice
-                    .translations()
-                    .iter()
-                    .map(|t| t.perm.clone())
-                    .collect(),
-            }
+            nqs::ansatz::RbmKind::translation_symmetric(alpha, &lattice)
         } else {
             nqs::ansatz::RbmKind::Dense { alpha }
         };

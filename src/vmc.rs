@@ -51,14 +51,7 @@ pub fn build_ansatz(config: &Config, lattice: &Lattice, path: &Path) -> Result<R
             if lattice.translations().len() < 2 || config.lattice.kind == LatticeKind::Custom {
                 return Err(Error::key(path, "ansatz.kind", "rbm_symm needs a periodic chain or square lattice (it shares weights over translations)"));
             }
-            RbmKind::Symmetric {
-                alpha: config.ansatz.alpha,
-                perms: lattice
-                    .translations()
-                    .iter()
-                    .map(|t| t.perm.clone())
-                    .collect(),
-            }
+            RbmKind::translation_symmetric(config.ansatz.alpha, lattice)
         }
     };
     let hidden = match &kind {
@@ -466,27 +459,13 @@ impl Observables {
         lattice: &Lattice,
         comm: &dyn Communicator,
     ) -> Vec<(Vec<f64>, Stats)> {
-        let extent = lattice.extent();
-        if extent.is_empty() {
-            return vec![];
-        }
         let n = lattice.n_sites();
         let coords: Vec<Vec<usize>> = (0..n).map(|i| lattice.coordinates(i)).collect();
-        let mut momenta = vec![vec![]];
-        for &l in extent {
-            momenta = momenta
-                .into_iter()
-                .flat_map(|k: Vec<usize>| (0..l).map(move |q| [k.clone(), vec![q]].concat()))
-                .collect();
-        }
-        momenta
+        lattice
+            .momentum_indices()
             .into_iter()
             .map(|m| {
-                let q: Vec<f64> = m
-                    .iter()
-                    .zip(extent)
-                    .map(|(&k, &l)| 2.0 * std::f64::consts::PI * k as f64 / l as f64)
-                    .collect();
+                let q = lattice.momentum(&m);
                 let phases: Vec<Complex64> = coords
                     .iter()
                     .map(|r| {

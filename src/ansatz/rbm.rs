@@ -43,6 +43,20 @@ pub enum RbmKind {
     },
 }
 
+impl RbmKind {
+    /// `alpha` filters shared over the translation group of `lattice`.
+    pub fn translation_symmetric(alpha: usize, lattice: &crate::lattice::Lattice) -> Self {
+        RbmKind::Symmetric {
+            alpha,
+            perms: lattice
+                .translations()
+                .iter()
+                .map(|t| t.perm.clone())
+                .collect(),
+        }
+    }
+}
+
 /// A complex RBM: the flat parameters plus the expanded kernel and exponential tables.
 #[derive(Clone, Debug)]
 pub struct Rbm {

@@ -313,18 +313,6 @@ fn check_memory(bytes: u64, opts: &EdOptions, what: &str, suggestion: &str) -> R
     Ok(())
 }
 
-/// All momenta of a lattice (one integer per dimension).
-fn all_momenta(lattice: &Lattice) -> Vec<Vec<usize>> {
-    let mut momenta = vec![vec![]];
-    for &l in lattice.extent() {
-        momenta = momenta
-            .into_iter()
-            .flat_map(|k| (0..l).map(move |q| [k.clone(), vec![q]].concat()))
-            .collect();
-    }
-    momenta
-}
-
 /// Diagonalizes a Hamiltonian on a lattice.
 pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> Result<EdResult> {
     crate::linalg::single_threaded_blas();
@@ -411,7 +399,7 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
                 }
                 vec![k.clone()]
             }
-            None => all_momenta(lattice),
+            None => lattice.momentum_indices(),
         };
         let inversions: Vec<Option<i8>> = match (opts.symmetry.inversion, inversion_ok) {
             (Some(z), _) => vec![Some(z)],
@@ -568,20 +556,13 @@ fn expand(
 /// Static structure factor `S(q) = (1/N) Σ_ij e^{i q·(r_j − r_i)} ⟨Z_i Z_j⟩` on the grid
 /// `q_d = 2π m_d / L_d` of a chain or square lattice (empty for custom graphs).
 pub fn structure_factor(lattice: &Lattice, zz: &Array2<f64>) -> Vec<(Vec<f64>, f64)> {
-    let extent = lattice.extent();
-    if extent.is_empty() {
-        return vec![];
-    }
     let n = lattice.n_sites();
     let coords: Vec<Vec<usize>> = (0..n).map(|i| lattice.coordinates(i)).collect();
-    all_momenta(lattice)
+    lattice
+        .momentum_indices()
         .into_iter()
         .map(|m| {
-            let q: Vec<f64> = m
-                .iter()
-                .zip(extent)
-                .map(|(&k, &l)| 2.0 * std::f64::consts::PI * k as f64 / l as f64)
-                .collect();
+            let q = lattice.momentum(&m);
             let mut s = 0.0;
             for i in 0..n {
                 for j in 0..n {
