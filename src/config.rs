@@ -362,6 +362,57 @@ mod defaults {
     }
 }
 
+/// A tomography file: one `[tomography]` section (every key optional; command-line options take
+/// precedence, then these values, then the defaults of `nqs tomo --help`). Relative paths are
+/// relative to the file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TomographyConfig {
+    pub samples: Option<PathBuf>,
+    pub bases: Option<PathBuf>,
+    pub reference: Option<PathBuf>,
+    pub alpha: Option<usize>,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub optimizer: Option<crate::tomography::FitOptimizer>,
+    pub diag_shift: Option<f64>,
+    pub complex: Option<bool>,
+    pub validation: Option<f64>,
+    pub patience: Option<usize>,
+    pub seed: Option<u64>,
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomographyFile {
+    tomography: TomographyConfig,
+}
+
+/// Reads a `[tomography]` file.
+pub fn load_tomography(path: &Path) -> Result<TomographyConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let file: TomographyFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+    let mut c = file.tomography;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for p in [
+        &mut c.samples,
+        &mut c.bases,
+        &mut c.reference,
+        &mut c.output,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if p.is_relative() {
+            *p = dir.join(&*p);
+        }
+    }
+    Ok(c)
+}
+
 /// A model file together with where it came from (for messages) and its final text.
 #[derive(Clone, Debug)]
 pub struct LoadedConfig {

@@ -62,45 +62,72 @@ struct PlotArgs {
 
 #[derive(Args)]
 struct TomoArgs {
+    /// A file with a [tomography] section holding any of the options below (command-line
+    /// options take precedence).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Shots: text (one shot a row, N values 0/1) or HDF5 (measurements/outcomes, measurements/bases).
     #[arg(long)]
-    samples: PathBuf,
+    samples: Option<PathBuf>,
     /// Bases of the shots (text, one row of N letters X/Y/Z per shot); all Z when absent.
     #[arg(long)]
     bases: Option<PathBuf>,
     /// Reference state (2^N rows "Re Im") for fidelity and KL divergence.
     #[arg(long)]
     reference: Option<PathBuf>,
-    /// Hidden-unit density.
-    #[arg(long, default_value_t = 1)]
-    alpha: usize,
-    #[arg(long, default_value_t = 200)]
-    epochs: usize,
-    #[arg(long, default_value_t = 100)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 0.003)]
-    learning_rate: f64,
-    /// Adam, SGD, or SR (natural gradient with the exactly enumerated metric, N ≤ 14).
-    #[arg(long, value_enum, default_value_t = nqs::tomography::FitOptimizer::Adam)]
-    optimizer: nqs::tomography::FitOptimizer,
-    /// Diagonal shift of the SR metric.
-    #[arg(long, default_value_t = 0.01)]
-    diag_shift: f64,
+    /// Hidden-unit density [default: 1].
+    #[arg(long)]
+    alpha: Option<usize>,
+    /// [default: 200]
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// [default: 100]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// [default: 0.003]
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Adam, SGD, or SR (natural gradient with the exactly enumerated metric, N ≤ 14) [default: adam].
+    #[arg(long, value_enum)]
+    optimizer: Option<nqs::tomography::FitOptimizer>,
+    /// Diagonal shift of the SR metric [default: 0.01].
+    #[arg(long)]
+    diag_shift: Option<f64>,
     /// Fit a complex RBM even to Z-only data (default: positive real RBM for Z-only data).
     #[arg(long)]
     complex: bool,
-    /// Fraction of shots held out for the validation NLL and early stopping.
-    #[arg(long, default_value_t = 0.1)]
-    validation: f64,
-    /// Epochs without a better validation NLL before stopping.
-    #[arg(long, default_value_t = 40)]
-    patience: usize,
-    #[arg(long, default_value_t = 1234)]
-    seed: u64,
-    /// Output HDF5 file with the fitted state and the fit history.
-    #[arg(long, default_value = "runs/tomography.h5")]
-    output: PathBuf,
+    /// Fraction of shots held out for the validation NLL and early stopping [default: 0.1].
     #[arg(long)]
+    validation: Option<f64>,
+    /// Epochs without a better validation NLL before stopping [default: 40].
+    #[arg(long)]
+    patience: Option<usize>,
+    /// [default: 1234]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output HDF5 file with the fitted state and the fit history [default: runs/tomography.h5].
+    #[arg(long)]
+    output: Option<PathBuf>,
+    #[arg(long)]
+    force: bool,
+}
+
+/// `nqs tomo` options after merging the command line, the [tomography] file and the defaults.
+struct ResolvedTomo {
+    samples: PathBuf,
+    bases: Option<PathBuf>,
+    reference: Option<PathBuf>,
+    alpha: usize,
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f64,
+    optimizer: nqs::tomography::FitOptimizer,
+    diag_shift: f64,
+    complex: bool,
+    validation: f64,
+    patience: usize,
+    seed: u64,
+    output: PathBuf,
     force: bool,
 }
 
@@ -1054,9 +1081,43 @@ fn is_hdf5(path: &std::path::Path) -> bool {
         && &magic == b"\x89HDF\r\n\x1a\n"
 }
 
-fn tomo(args: TomoArgs, json: bool, threads: usize) -> Result<()> {
+fn tomo(cli_args: TomoArgs, json: bool, threads: usize) -> Result<()> {
     use nqs::tomography as t;
     let start = Instant::now();
+    let file = cli_args
+        .config
+        .as_deref()
+        .map(config::load_tomography)
+        .transpose()?
+        .unwrap_or_default();
+    let args = ResolvedTomo {
+        samples: cli_args.samples.or(file.samples).ok_or_else(|| {
+            Error::Input("nqs tomo needs --samples (or samples in the [tomography] file)".into())
+        })?,
+        bases: cli_args.bases.or(file.bases),
+        reference: cli_args.reference.or(file.reference),
+        alpha: cli_args.alpha.or(file.alpha).unwrap_or(1),
+        epochs: cli_args.epochs.or(file.epochs).unwrap_or(200),
+        batch_size: cli_args.batch_size.or(file.batch_size).unwrap_or(100),
+        learning_rate: cli_args
+            .learning_rate
+            .or(file.learning_rate)
+            .unwrap_or(0.003),
+        optimizer: cli_args
+            .optimizer
+            .or(file.optimizer)
+            .unwrap_or(t::FitOptimizer::Adam),
+        diag_shift: cli_args.diag_shift.or(file.diag_shift).unwrap_or(0.01),
+        complex: cli_args.complex || file.complex.unwrap_or(false),
+        validation: cli_args.validation.or(file.validation).unwrap_or(0.1),
+        patience: cli_args.patience.or(file.patience).unwrap_or(40),
+        seed: cli_args.seed.or(file.seed).unwrap_or(1234),
+        output: cli_args
+            .output
+            .or(file.output)
+            .unwrap_or_else(|| PathBuf::from("runs/tomography.h5")),
+        force: cli_args.force,
+    };
     if args.output.exists() && !args.force {
         return Err(Error::Input(format!(
             "{}: output file exists; choose another --output or pass --force",

@@ -464,7 +464,10 @@ pub fn new_model(n_sites: usize, alpha: usize, positive: bool, seed: u64) -> Rbm
 }
 
 /// Optimizer of the likelihood fit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum FitOptimizer {
     Adam,
     Sgd,

@@ -220,6 +220,25 @@ fn random_two_qubit_state_in_all_pauli_bases() {
         &d("fit.h5"),
     ]);
     assert!(fit["fidelity"].as_f64().unwrap() >= 0.995, "{fit}");
+    // The same fit from a [tomography] file (paths relative to the file).
+    std::fs::write(
+        d("tomo.toml"),
+        "[tomography]\nsamples = \"samples.txt\"\nbases = \"bases.txt\"\nreference = \"state.txt\"\nalpha = 2\nepochs = 300\noutput = \"fit_from_file.h5\"\n",
+    )
+    .unwrap();
+    let from_file = nqs(&["--json", "tomo", "--config", &d("tomo.toml")]);
+    assert_eq!(fit["fidelity"], from_file["fidelity"]);
+    std::fs::write(
+        d("typo.toml"),
+        "[tomography]\nsamples = \"samples.txt\"\nepoch = 3\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nqs"))
+        .args(["tomo", "--config", &d("typo.toml")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("epoch"));
 }
 
 #[test]
