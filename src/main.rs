@@ -630,9 +630,20 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize, comm: &dyn Communicator) -
     let mut history = Vec::new();
     let mut start_time = io::utc_now();
     if args.resume {
-        let source = [ckpt.clone(), output.clone()]
-            .into_iter()
-            .find(|p| p.exists());
+        // The checkpoint if there is one; else the run file itself only when it is a finished
+        // run (a live file killed before its first checkpoint holds no state: start over).
+        let source = if ckpt.exists() {
+            Some(ckpt.clone())
+        } else if output.exists() {
+            let file = io::open_nqs_file(&output)?;
+            let finished = file
+                .attr("finished")
+                .and_then(|a| a.read_scalar::<u8>())
+                .is_ok_and(|v| v == 1);
+            (finished || file.group("ansatz").is_ok()).then(|| output.clone())
+        } else {
+            None
+        };
         match source
             .map(|p| io::read_run(&p).map(|r| (p, r)))
             .transpose()?
