@@ -40,7 +40,7 @@ def vmc(length, alpha, ansatz, iterations):
     sampler = nk.sampler.MetropolisExchange(hilbert, graph=graph, n_chains=16)
     state = nk.vqs.MCState(sampler, model, n_samples=1008, seed=1234, sampler_seed=1234)
     optimizer = nk.optimizer.Sgd(learning_rate=0.01)
-    sr = nk.optimizer.SR(solver=jax.scipy.sparse.linalg.cg, diag_shift=0.01)
+    sr = nk.optimizer.SR(solver=jax.scipy.sparse.linalg.cg, diag_shift=0.01, holomorphic=True)
     driver = nk.VMC(hamiltonian, optimizer, variational_state=state, preconditioner=sr)
     driver.run(n_iter=5, show_progress=False)  # compile
     t0 = time.perf_counter()

@@ -24,7 +24,7 @@ trap 'rm -f "$model"' EXIT
 case "$mode" in
 ed)
     for L in 20 22; do
-        nk=$("$venv/bin/python" scripts/netket_compare.py ed "$L")
+        nk=$("$venv/bin/python" -W ignore scripts/netket_compare.py ed "$L" 2>/dev/null)
         printf '[lattice]\nkind = "chain"\nlength = %s\n[model]\nkind = "heisenberg"\ntotal_sz = 0\n' "$L" > "$model"
         ours=$(./target/release/nqs --threads "$threads" --json ed "$model" 2>/dev/null)
         t_nk=$(json "$nk" repeated_call_s); t_first=$(json "$nk" first_call_s); t_ours=$(json "$ours" wall_time_s)
@@ -35,7 +35,7 @@ ed)
 vmc)
     for case in "16 2 rbm" "24 2 rbm" "24 4 rbm_symm" "80 4 rbm_symm"; do
         set -- $case
-        nk=$("$venv/bin/python" scripts/netket_compare.py vmc "$1" "$2" "$3" 20)
+        nk=$("$venv/bin/python" -W ignore scripts/netket_compare.py vmc "$1" "$2" "$3" 20 2>/dev/null)
         printf '[lattice]\nkind = "chain"\nlength = %s\n[model]\nkind = "heisenberg"\ntotal_sz = 0\n[ansatz]\nkind = "%s"\nalpha = %s\n[sampler]\nkind = "exchange"\nchains = 16\nsamples = 1008\n[optimizer]\nkind = "sr"\nsolver = "cg"\nlearning_rate = 0.01\ndiag_shift = 0.01\niterations = 50\ncg_tolerance = 1e-5\n' "$1" "$3" "$2" > "$model"
         ours=$(./target/release/nqs --threads "$threads" --json run "$model" --no-reference --force --output "$(mktemp -u --suffix=.h5)" 2>/dev/null)
         t_nk=$(json "$nk" seconds_per_iteration); t_ours=$(json "$ours" time_per_iteration_s)
