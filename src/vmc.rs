@@ -264,6 +264,13 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// Chains over all ranks, from this rank's `local` count.
+    fn total_chains(&self, local: usize) -> usize {
+        let mut count = [local as u64];
+        self.comm.sum_u64(&mut count);
+        count[0] as usize
+    }
+
     /// Samples the current state and returns the local energies' statistics.
     pub fn measure_energy(&mut self) -> (Stats, SweepInfo) {
         let sweep = self
@@ -282,7 +289,7 @@ impl<'a> Driver<'a> {
             &self.e_loc,
             chains,
             self.state.sampler.first_chain,
-            self.config.sampler.chains,
+            self.total_chains(self.state.sampler.chains.len()),
             &|d| comm.sum_f64(d),
         );
         (stats, sweep)
@@ -315,8 +322,8 @@ impl<'a> Driver<'a> {
                 );
             });
         // Every rank holds the same number of samples per chain: N_s = per_chain × chains.
-        let ns_total =
-            (ns / self.state.sampler.chains.len().max(1) * self.config.sampler.chains) as f64;
+        let ns_total = (ns / self.state.sampler.chains.len().max(1)
+            * self.total_chains(self.state.sampler.chains.len())) as f64;
         let scale = 1.0 / ns_total.sqrt();
         let mut mean = self.derivatives.sum_axis(Axis(0));
         self.comm.sum_c64(mean.as_slice_mut().expect("contiguous"));
@@ -363,7 +370,7 @@ impl<'a> Driver<'a> {
         let mut samples = sampler.new_sample_set(&self.state.ansatz);
         sampler.sample(&self.state.ansatz, &mut samples);
         let chains = sampler.chains.len();
-        let (first, total) = (sampler.first_chain, self.config.sampler.chains);
+        let (first, total) = (sampler.first_chain, self.total_chains(sampler.chains.len()));
         let comm = self.comm;
         let reduce = |d: &mut [f64]| comm.sum_f64(d);
         let ansatz = &self.state.ansatz;
