@@ -743,6 +743,16 @@ fn run_vmc(args: RunArgs, json: bool, threads: usize, comm: &dyn Communicator) -
         say(&format!("note: {note}"));
     }
     let memory_limit = exact::available_memory() / 2;
+    // The log-derivatives of this rank's samples are kept as a dense matrix (16 bytes each).
+    let derivative_bytes = (n_samples / comm.size()) as u64 * n_params as u64 * 16;
+    if derivative_bytes > memory_limit {
+        return Err(Error::Resources(format!(
+            "{} samples × {n_params} parameters need {:.1} GiB for the log-derivatives on each rank, more than the {:.1} GiB available; lower sampler.samples or use more MPI ranks",
+            n_samples / comm.size(),
+            derivative_bytes as f64 / (1u64 << 30) as f64,
+            memory_limit as f64 / (1u64 << 30) as f64
+        )));
+    }
     if config.optimizer.kind == nqs::config::OptimizerKind::Sr
         && config.optimizer.solver == nqs::config::SrSolverKind::Auto
     {
