@@ -1146,12 +1146,15 @@ fn tomo(cli_args: TomoArgs, json: bool, threads: usize) -> Result<()> {
         )));
     }
     if !(args.learning_rate.is_finite() && args.learning_rate > 0.0)
+        || !(args.diag_shift.is_finite() && args.diag_shift >= 0.0)
         || args.batch_size == 0
+        || args.epochs == 0
         || args.alpha == 0
+        || args.alpha > 64
         || !(0.0..0.9).contains(&args.validation)
     {
         return Err(Error::Input(
-            "--learning-rate must be > 0, --batch-size and --alpha ≥ 1, --validation in [0, 0.9)"
+            "learning_rate must be > 0, diag_shift ≥ 0, batch_size and epochs ≥ 1, alpha in 1..=64, validation in [0, 0.9)"
                 .into(),
         ));
     }
@@ -1362,6 +1365,9 @@ fn stored_state(path: &std::path::Path) -> Result<Vec<num_complex::Complex64>> {
 
 fn sample_shots(args: SampleArgs, json: bool) -> Result<()> {
     use rand::{RngExt, SeedableRng};
+    if args.shots == 0 {
+        return Err(Error::Input("--shots must be at least 1".into()));
+    }
     let psi = stored_state(&args.state)?;
     let n = psi.len().trailing_zeros() as usize;
     let bases: Vec<Vec<u8>> = match (&args.bases, &args.basis) {
