@@ -1145,8 +1145,11 @@ fn tomo(cli_args: TomoArgs, json: bool, threads: usize) -> Result<()> {
             args.output.display()
         )));
     }
-    if !(args.learning_rate.is_finite() && args.learning_rate > 0.0)
-        || !(args.diag_shift.is_finite() && args.diag_shift >= 0.0)
+    let rates_ok = args.learning_rate.is_finite()
+        && args.learning_rate > 0.0
+        && args.diag_shift.is_finite()
+        && args.diag_shift >= 0.0;
+    if !rates_ok
         || args.batch_size == 0
         || args.epochs == 0
         || args.alpha == 0
