@@ -228,6 +228,28 @@ fn random_two_qubit_state_in_all_pauli_bases() {
     .unwrap();
     let from_file = nqs(&["--json", "tomo", "--config", &d("tomo.toml")]);
     assert_eq!(fit["fidelity"], from_file["fidelity"]);
+    // The natural-gradient (SR) option fits the same data.
+    let sr = nqs(&[
+        "--json",
+        "tomo",
+        "--samples",
+        &d("samples.txt"),
+        "--bases",
+        &d("bases.txt"),
+        "--reference",
+        &d("state.txt"),
+        "--alpha",
+        "2",
+        "--optimizer",
+        "sr",
+        "--learning-rate",
+        "0.05",
+        "--epochs",
+        "100",
+        "--output",
+        &d("fit_sr.h5"),
+    ]);
+    assert!(sr["fidelity"].as_f64().unwrap() >= 0.995, "{sr}");
     std::fs::write(
         d("typo.toml"),
         "[tomography]\nsamples = \"samples.txt\"\nepoch = 3\n",
