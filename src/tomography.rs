@@ -336,42 +336,43 @@ pub fn rotated_log_amplitude(
 
 /// `log Z = log Σ_σ |ψ(σ)|²` and `⟨O⟩_{|ψ|²}` by enumerating all 2^N states in Gray-code order
 /// (one flip, O(M), per state).
-pub fn exact_normalization(rbm: &Rbm, mean_o: Option<&mut [Complex64]>) -> f64 {
+pub fn exact_normalization(rbm: &Rbm, mut mean_o: Option<&mut [Complex64]>) -> f64 {
     let n = rbm.n_sites();
     let mut sigma = vec![1i8; n];
     let mut cache = rbm.new_cache();
     rbm.refresh(&sigma, &mut cache);
     let log0 = 2.0 * rbm.log_psi(&sigma, &cache).re;
-    let mut log_weights = Vec::with_capacity(1 << n);
-    let mut o_sum = mean_o.as_ref().map(|m| vec![ZERO; m.len()]);
     let mut o = vec![ZERO; rbm.n_parameters()];
+    if let Some(m) = mean_o.as_deref_mut() {
+        m.iter_mut().for_each(|x| *x = ZERO);
+    }
+    // Online log-sum-exp: z = Σ exp(l − max) and Σ exp(l − max) O, rescaled when max grows,
+    // so memory stays O(P) for any N.
+    let (mut max, mut z) = (0.0f64, 0.0f64);
     let mut log_rel = 0.0; // log |ψ(σ)|² − log0
-    let mut weights_o: Vec<(f64, Vec<Complex64>)> = Vec::new();
     for k in 0usize..1 << n {
         if k > 0 {
             let bit = k.trailing_zeros() as usize;
             log_rel += 2.0 * rbm.log_ratio(&sigma, &cache, &[bit]).re;
             rbm.flip(&mut sigma, &mut cache, &[bit]);
         }
-        log_weights.push(log_rel);
-        if o_sum.is_some() {
+        if log_rel > max {
+            let rescale = (max - log_rel).exp();
+            z *= rescale;
+            if let Some(m) = mean_o.as_deref_mut() {
+                m.iter_mut().for_each(|x| *x *= rescale);
+            }
+            max = log_rel;
+        }
+        let w = (log_rel - max).exp();
+        z += w;
+        if let Some(m) = mean_o.as_deref_mut() {
             rbm.log_derivatives(&sigma, &cache, &mut o);
-            weights_o.push((log_rel, o.clone()));
+            m.iter_mut().zip(&o).for_each(|(s, x)| *s += w * x);
         }
     }
-    let max = log_weights
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
-    let z: f64 = log_weights.iter().map(|l| (l - max).exp()).sum();
-    if let (Some(sum), Some(mean)) = (o_sum.as_mut(), mean_o) {
-        for (l, ov) in &weights_o {
-            let w = (l - max).exp() / z;
-            for (s, x) in sum.iter_mut().zip(ov) {
-                *s += w * x;
-            }
-        }
-        mean.copy_from_slice(sum);
+    if let Some(m) = mean_o {
+        m.iter_mut().for_each(|x| *x /= z);
     }
     log0 + max + z.ln()
 }
