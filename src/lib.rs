@@ -30,6 +30,3 @@ pub mod tomography;
 pub mod vmc;
 
 pub use error::{Error, Result};
-
-// Links the CBLAS that ndarray's `blas` feature calls (OpenBLAS from the system).
-extern crate blas_src;

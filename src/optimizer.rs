@@ -17,13 +17,14 @@
 use crate::config::{DiagShiftKind, OptimizerConfig, OptimizerKind, SrSolverKind};
 use crate::dist::Communicator;
 use crate::error::{Error, Result};
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
-use ndarray_linalg::{Eigh, FactorizeC, Solve, SolveC, UPLO};
+use crate::linalg::{self, Op};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use num_complex::Complex64;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 const ZERO: Complex64 = Complex64::new(0.0, 0.0);
+const ONE: Complex64 = Complex64::new(1.0, 0.0);
 
 /// Rows of X per parallel block.
 const ROW_BLOCK: usize = 64;
@@ -60,48 +61,6 @@ pub struct UpdateInfo {
     pub gradient_norm: f64,
 }
 
-/// `y ← X v` or `y ← X† v` for a row-major block X by BLAS zgemv.
-fn zgemv(
-    x: &ArrayView2<Complex64>,
-    conjugate_transpose: bool,
-    v: &[Complex64],
-    y: &mut [Complex64],
-) {
-    let (rows, cols) = x.dim();
-    let lda = x.strides()[0];
-    assert!(
-        x.strides()[1] == 1 && lda >= cols as isize,
-        "zgemv needs a row-major block"
-    );
-    assert_eq!(v.len(), if conjugate_transpose { rows } else { cols });
-    assert_eq!(y.len(), if conjugate_transpose { cols } else { rows });
-    let one = [1.0f64, 0.0];
-    let zero = [0.0f64, 0.0];
-    let trans = if conjugate_transpose {
-        cblas_sys::CBLAS_TRANSPOSE::CblasConjTrans
-    } else {
-        cblas_sys::CBLAS_TRANSPOSE::CblasNoTrans
-    };
-    // SAFETY: the dimensions, leading dimension and vector lengths were checked above;
-    // Complex64 is two f64 in memory, the layout CBLAS expects for double complex.
-    unsafe {
-        cblas_sys::cblas_zgemv(
-            cblas_sys::CBLAS_LAYOUT::CblasRowMajor,
-            trans,
-            rows as i32,
-            cols as i32,
-            one.as_ptr().cast(),
-            x.as_ptr().cast(),
-            lda as i32,
-            v.as_ptr().cast(),
-            1,
-            zero.as_ptr().cast(),
-            y.as_mut_ptr().cast(),
-            1,
-        );
-    }
-}
-
 /// `y = X v` (X: rows × P), row blocks in parallel.
 fn mat_vec(x: &ArrayView2<Complex64>, v: &Array1<Complex64>) -> Array1<Complex64> {
     let v = v.as_slice().expect("contiguous");
@@ -113,7 +72,7 @@ fn mat_vec(x: &ArrayView2<Complex64>, v: &Array1<Complex64>) -> Array1<Complex64
                 .expect("contiguous")
                 .par_chunks_mut(ROW_BLOCK),
         )
-        .for_each(|(b, yb)| zgemv(&b, false, v, yb));
+        .for_each(|(b, yb)| linalg::matvec(yb, false, ONE, b, Op::Plain, v));
     y
 }
 
@@ -131,7 +90,7 @@ fn mat_h_vec(
         .zip(w.par_chunks(ROW_BLOCK))
         .map(|(b, wb)| {
             let mut part = vec![ZERO; x.ncols()];
-            zgemv(&b, true, wb, &mut part);
+            linalg::matvec(&mut part, false, ONE, b, Op::Adjoint, wb);
             part
         })
         .collect();
@@ -182,26 +141,9 @@ pub fn solve_hermitian(
     s_matrix: &Array2<Complex64>,
     f: &Array1<Complex64>,
 ) -> Result<(Array1<Complex64>, bool)> {
-    crate::linalg::single_threaded_blas();
-    let solved = s_matrix
-        .factorizec(UPLO::Lower)
-        .ok()
-        .and_then(|cholesky| cholesky.solvec(f).ok())
-        .filter(|d| d.iter().all(|z| z.re.is_finite() && z.im.is_finite()));
-    if let Some(d) = solved {
-        return Ok((d, false));
-    }
-    let (values, vectors) = s_matrix
-        .eigh(UPLO::Lower)
-        .map_err(|e| Error::Numerical(format!("SR: eigendecomposition of S failed: {e}")))?;
-    let cutoff = 1e-12 * values.iter().copied().fold(0.0, f64::max);
-    let coeffs = vectors.t().mapv(|z| z.conj()).dot(f);
-    let scaled: Array1<Complex64> = coeffs
-        .iter()
-        .zip(values.iter())
-        .map(|(c, &l)| if l > cutoff { c / l } else { ZERO })
-        .collect();
-    Ok((vectors.dot(&scaled), true))
+    let (x, method) = linalg::solve_psd(s_matrix.view(), f.as_slice().expect("contiguous"))
+        .map_err(|e| Error::Numerical(format!("SR: {e}")))?;
+    Ok((Array1::from(x), method != linalg::PsdMethod::Cholesky))
 }
 
 /// Solves `(X†X + ε I) δ = X†y` with the requested solver; returns δ and what was done.
@@ -214,7 +156,6 @@ pub fn sr_solve(
     warm_start: &[Complex64],
     comm: &dyn Communicator,
 ) -> Result<(Array1<Complex64>, UpdateInfo)> {
-    crate::linalg::single_threaded_blas();
     if solver == SrSolverKind::Sample && comm.size() > 1 {
         return Err(Error::Input(
             "optimizer.solver = \"sample\" needs all samples on one process; with several MPI ranks use \"cg\" (or \"dense\")".into(),
@@ -235,14 +176,16 @@ pub fn sr_solve(
     let delta = match solver {
         SrSolverKind::Dense | SrSolverKind::Auto => {
             info.method = "sr/dense".into();
-            let blocks: Vec<Array2<Complex64>> = x
-                .axis_chunks_iter(Axis(0), ROW_BLOCK * 4)
-                .into_par_iter()
-                .map(|b| b.t().mapv(|z| z.conj()).dot(&b))
-                .collect();
-            let mut s_matrix = blocks
-                .into_iter()
-                .fold(Array2::<Complex64>::zeros((p, p)), |acc, b| acc + b);
+            let mut s_matrix = Array2::<Complex64>::zeros((p, p));
+            linalg::matmul(
+                s_matrix.view_mut(),
+                false,
+                ONE,
+                x.view(),
+                Op::Adjoint,
+                x.view(),
+                Op::Plain,
+            );
             comm.sum_c64(s_matrix.as_slice_mut().expect("contiguous"));
             for k in 0..p {
                 s_matrix[[k, k]] += shift;
@@ -284,27 +227,22 @@ pub fn sr_solve(
         SrSolverKind::Sample => {
             info.method = "sr/sample".into();
             let ns = x.nrows();
-            let rows: Vec<Array2<Complex64>> = x
-                .axis_chunks_iter(Axis(0), ROW_BLOCK)
-                .into_par_iter()
-                .map(|b| b.dot(&x.t().mapv(|z| z.conj())))
-                .collect();
             let mut kernel = Array2::<Complex64>::zeros((ns, ns));
-            let mut start = 0;
-            for r in rows {
-                let h = r.nrows();
-                kernel.slice_mut(s![start..start + h, ..]).assign(&r);
-                start += h;
-            }
+            linalg::matmul(
+                kernel.view_mut(),
+                false,
+                ONE,
+                x.view(),
+                Op::Plain,
+                x.view(),
+                Op::Adjoint,
+            );
             for k in 0..ns {
                 kernel[[k, k]] += shift;
             }
-            let z = kernel
-                .factorizec(UPLO::Lower)
-                .and_then(|cholesky| cholesky.solvec(y))
-                .or_else(|_| kernel.solve(y))
+            let (z, _) = linalg::solve_psd(kernel.view(), y.as_slice().expect("contiguous"))
                 .map_err(|e| Error::Numerical(format!("SR (sample): kernel solve failed: {e}")))?;
-            mat_h_vec(x, &z, comm)
+            mat_h_vec(x, &Array1::from(z), comm)
         }
     };
     info.residual = residual_of(&delta);

@@ -533,7 +533,17 @@ pub fn exact_metric(rbm: &Rbm) -> ndarray::Array2<Complex64> {
         let scale = (w[k] / z).sqrt();
         row.zip_mut_with(&mean, |x, m| *x = (*x - m) * scale);
     }
-    rows.t().mapv(|x| x.conj()).dot(&rows)
+    let mut metric = ndarray::Array2::zeros((p, p));
+    crate::linalg::matmul(
+        metric.view_mut(),
+        false,
+        Complex64::new(1.0, 0.0),
+        rows.view(),
+        crate::linalg::Op::Adjoint,
+        rows.view(),
+        crate::linalg::Op::Plain,
+    );
+    metric
 }
 
 /// One epoch of the fit.

@@ -6,7 +6,6 @@
 use crate::config::{Boundary, LatticeKind, ModelConfig, ModelKind, Units};
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2};
-use ndarray_linalg::{Determinant, Solve, SVD};
 
 /// Ground-state energy of the periodic spin-1/2 Heisenberg chain `H = J Σ_i σ_i·σ_{i+1}`
 /// (Pauli units, J > 0, L even ≥ 4) from the Bethe ansatz.
@@ -20,7 +19,6 @@ pub fn bethe_heisenberg_chain(length: usize, coupling: f64) -> Result<f64> {
             "the Bethe-ansatz reference needs an even chain length ≥ 4, got {length}"
         )));
     }
-    crate::linalg::single_threaded_blas();
     let l = length as f64;
     let m = length / 2;
     let quantum: Vec<f64> = (0..m).map(|j| j as f64 - (m as f64 - 1.0) / 2.0).collect();
@@ -66,9 +64,10 @@ pub fn bethe_heisenberg_chain(length: usize, coupling: f64) -> Result<f64> {
                     .sum::<f64>();
             return Ok(4.0 * coupling * spin_units);
         }
-        let step = jac
-            .solve_into(f)
+        let mut step = f.to_vec();
+        crate::linalg::lu_solve(jac.view(), &mut step)
             .map_err(|e| Error::Numerical(format!("Bethe ansatz Newton step failed: {e}")))?;
+        let step = Array1::from(step);
         // Backtracking: halve the step until the residual decreases.
         let mut damping = 1.0;
         let mut trial = &lambda - &step;
@@ -99,7 +98,6 @@ pub fn free_fermion_tfi_chain(
     field: f64,
     boundary: Boundary,
 ) -> Result<f64> {
-    crate::linalg::single_threaded_blas();
     let sector = |boundary_sign: Option<f64>, parity: Option<f64>| -> Result<f64> {
         let n = length;
         let mut a = Array2::<f64>::zeros((n, n));
@@ -118,14 +116,13 @@ pub fn free_fermion_tfi_chain(
             b[[j, i]] -= -coupling * s;
         }
         let amb = &a - &b;
-        let (_, sv, _) = amb
-            .svd(false, false)
+        let sv = crate::linalg::singular_values(amb.view())
             .map_err(|e| Error::Numerical(format!("free-fermion SVD failed: {e}")))?;
-        let vacuum = -field * n as f64 + 0.5 * (a.diag().sum() - sv.sum());
+        let vacuum = -field * n as f64 + 0.5 * (a.diag().sum() - sv.iter().sum::<f64>());
         match parity {
             None => Ok(vacuum),
             Some(p) => {
-                let det = amb.det().map_err(|e| {
+                let det = crate::linalg::determinant(amb.view()).map_err(|e| {
                     Error::Numerical(format!("free-fermion determinant failed: {e}"))
                 })?;
                 let vacuum_parity = if det >= 0.0 { 1.0 } else { -1.0 };

@@ -11,7 +11,6 @@
 use crate::error::{Error, Result};
 use crate::linalg::{axpy, norm, orthogonalize, scale, Field};
 use ndarray::Array2;
-use ndarray_linalg::{Eigh, UPLO};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
@@ -91,7 +90,7 @@ fn combine<T: Field>(basis: &[Vec<T>], coeffs: &Array2<T>, columns: usize) -> Ve
     (0..columns)
         .into_par_iter()
         .map(|i| {
-            let mut x = vec![T::zero(); basis[0].len()];
+            let mut x = vec![T::ZERO; basis[0].len()];
             for (j, v) in basis.iter().enumerate() {
                 axpy(coeffs[[j, i]], v, &mut x);
             }
@@ -106,7 +105,6 @@ pub fn lanczos<T: Field>(
     op: &impl LinearOperator<T>,
     params: &LanczosParams,
 ) -> Result<(Eigenpairs<T>, LanczosInfo)> {
-    crate::linalg::single_threaded_blas();
     if params.n_states == 1 && op.dim() > params.max_basis {
         return ground_state(op, params);
     }
@@ -181,14 +179,14 @@ pub fn ground_state<T: Field>(
             1 => betas[i.min(j)],
             _ => 0.0,
         });
-        let (values, vectors) = t.eigh(UPLO::Upper).map_err(|e| {
+        let (values, vectors) = crate::linalg::eigh(t.view()).map_err(|e| {
             Error::Numerical(format!("Lanczos: tridiagonal eigenproblem failed: {e}"))
         })?;
         Ok((values[0], vectors.column(0).to_vec()))
     };
-    let mut v_prev = vec![T::zero(); n];
+    let mut v_prev = vec![T::ZERO; n];
     let mut v = start.clone();
-    let mut w = vec![T::zero(); n];
+    let mut w = vec![T::ZERO; n];
     let mut beta_prev = 0.0;
     let (theta, y) = loop {
         let (alpha, beta) = step(&v_prev, &v, &mut w, beta_prev);
@@ -223,8 +221,8 @@ pub fn ground_state<T: Field>(
         ));
     }
     // Second pass: x = Σ_j y_j v_j.
-    let mut x = vec![T::zero(); n];
-    v_prev.iter_mut().for_each(|a| *a = T::zero());
+    let mut x = vec![T::ZERO; n];
+    v_prev.iter_mut().for_each(|a| *a = T::ZERO);
     v.copy_from_slice(&start);
     beta_prev = 0.0;
     for (j, &yj) in y.iter().enumerate() {
@@ -276,7 +274,7 @@ pub fn thick_restart<T: Field>(
     let dim = op.dim();
     let mut basis: Vec<Vec<T>> = vec![random_unit(dim, &mut rng, locked)];
     let mut h = Array2::<T>::zeros((m, m));
-    let mut w = vec![T::zero(); dim];
+    let mut w = vec![T::ZERO; dim];
     loop {
         // Extend the basis to m vectors; `beta` is the norm of the residual after the last one.
         let mut beta = 0.0;
@@ -292,8 +290,8 @@ pub fn thick_restart<T: Field>(
                 h[[i, j]] = c1[i] + c2[i];
             }
             beta = norm(&w);
-            let scale_h = h[[j, j]].abs().max(1e-300);
-            let mut next = std::mem::replace(&mut w, vec![T::zero(); dim]);
+            let scale_h = h[[j, j]].abs2().sqrt().max(1e-300);
+            let mut next = std::mem::replace(&mut w, vec![T::ZERO; dim]);
             if beta <= 1e-13 * scale_h || beta == 0.0 {
                 // Invariant subspace: continue with a fresh direction (coupling exactly zero).
                 beta = 0.0;
@@ -325,11 +323,13 @@ pub fn thick_restart<T: Field>(
                 sub[[i, j]] = sub[[j, i]].conj();
             }
         }
-        let (theta, y) = sub.eigh(UPLO::Upper).map_err(|e| {
+        let (theta, y) = crate::linalg::eigh(sub.view()).map_err(|e| {
             Error::Numerical(format!("Lanczos: projected eigenproblem failed: {e}"))
         })?;
         let wanted = k.min(size);
-        info.residuals = (0..wanted).map(|i| beta * y[[size - 1, i]].abs()).collect();
+        info.residuals = (0..wanted)
+            .map(|i| beta * y[[size - 1, i]].abs2().sqrt())
+            .collect();
         let converged = info
             .residuals
             .iter()
@@ -354,7 +354,7 @@ pub fn thick_restart<T: Field>(
         // Thick restart: keep the lowest Ritz vectors and append the residual direction.
         info.restarts += 1;
         let kept = combine(&basis, &y, keep);
-        h.fill(T::zero());
+        h.fill(T::ZERO);
         for i in 0..keep {
             h[[i, i]] = T::from_real(theta[i]);
             h[[i, keep]] = (T::from_real(beta) * y[[size - 1, i]]).conj();
@@ -420,7 +420,7 @@ mod tests {
                 Complex64::new(0.3, -0.1)
             }
         });
-        let (exact, _) = a.eigh(UPLO::Upper).unwrap();
+        let (exact, _) = crate::linalg::eigh(a.view()).unwrap();
         let (e, _) = lanczos(
             &Dense(a),
             &LanczosParams {

@@ -18,7 +18,6 @@ use crate::linalg::{Field, BLOCK};
 use crate::operator::{Hamiltonian, PauliString, PauliSum};
 use lanczos::{lanczos, LanczosInfo, LanczosParams, LinearOperator};
 use ndarray::Array2;
-use ndarray_linalg::{Eigh, UPLO};
 use num_complex::Complex64;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -178,7 +177,7 @@ impl<T: Field, R: RowOperator<T>> LinearOperator<T> for R {
         y.par_chunks_mut(BLOCK).enumerate().for_each(|(c, out)| {
             let start = c * BLOCK;
             for (k, yr) in out.iter_mut().enumerate() {
-                let mut acc = T::zero();
+                let mut acc = T::ZERO;
                 self.row(start + k, |j, h| acc += h * x[j]);
                 *yr = acc;
             }
@@ -262,8 +261,7 @@ fn solve_sector<T: Field>(
         for r in 0..dim {
             op.row(r, |j, h| matrix[[r, j]] += h);
         }
-        let (values, vectors) = matrix
-            .eigh(UPLO::Upper)
+        let (values, vectors) = crate::linalg::eigh(matrix.view())
             .map_err(|e| Error::Numerical(format!("dense diagonalization failed: {e}")))?;
         let k = opts.n_states.min(dim);
         let solution = SectorSolution {
@@ -315,7 +313,6 @@ fn check_memory(bytes: u64, opts: &EdOptions, what: &str, suggestion: &str) -> R
 
 /// Diagonalizes a Hamiltonian on a lattice.
 pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> Result<EdResult> {
-    crate::linalg::single_threaded_blas();
     let n = lattice.n_sites();
     if n > 63 {
         return Err(Error::Resources(format!("exact diagonalization of {n} sites is impossible (2^{n} states); at most about 40 sites fit")));

@@ -270,7 +270,7 @@ impl SymmetricBasis {
             .map(|(reps, amps)| {
                 let mut acc = vec![0.0; perms.len()];
                 for (&r, a) in reps.iter().zip(amps) {
-                    let w = a.square();
+                    let w = a.abs2();
                     for (t, perm) in perms.iter().enumerate() {
                         let same = (0..n)
                             .filter(|&i| ((r >> i) & 1) == ((r >> perm[i]) & 1))

@@ -1,0 +1,134 @@
+//! The default backend: faer (pure Rust, runtime SIMD dispatch, rayon; no `unsafe` here).
+//!
+//! ndarray arrays in standard layout are borrowed as faer matrices through their slices
+//! (row-major = the transpose of a column-major matrix); other layouts are copied first.
+
+use super::{Field, LinalgError, Op};
+use faer::linalg::solvers::Solve;
+use faer::{Accum, MatMut, MatRef, Par, Side};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, CowArray, Ix2};
+
+pub const NAME: &str = "faer 0.24 (pure Rust)";
+
+/// The scalars faer computes with.
+pub trait Scalar: faer::traits::ComplexField<Real = f64> {}
+impl<T: faer::traits::ComplexField<Real = f64>> Scalar for T {}
+
+/// The view itself when it is in standard layout, else a row-major copy.
+fn standard<'a, T: Field>(a: &'a ArrayView2<'a, T>) -> CowArray<'a, T, Ix2> {
+    a.as_standard_layout()
+}
+
+/// A row-major array as a faer matrix (no copy).
+fn as_faer<'a, T: Field>(a: &'a CowArray<'a, T, Ix2>) -> MatRef<'a, T> {
+    let slice = a.as_slice().expect("standard layout");
+    MatRef::from_row_major_slice(slice, a.nrows(), a.ncols())
+}
+
+fn par(work: usize) -> Par {
+    // Below ~1e5 multiply-adds the threads cost more than they save.
+    if work < 100_000 {
+        Par::Seq
+    } else {
+        Par::rayon(0)
+    }
+}
+
+pub fn matmul<T: Field>(
+    mut c: ArrayViewMut2<T>,
+    accumulate: bool,
+    alpha: T,
+    a: ArrayView2<T>,
+    op_a: Op,
+    b: ArrayView2<T>,
+    op_b: Op,
+) {
+    let (m, n) = c.dim();
+    let k = if op_a == Op::Plain {
+        a.ncols()
+    } else {
+        a.nrows()
+    };
+    let a = standard(&a);
+    let b = standard(&b);
+    let (a, b) = (as_faer(&a), as_faer(&b));
+    let slice = c
+        .as_slice_mut()
+        .expect("linalg::matmul: the output must be in standard layout");
+    let dst = MatMut::from_row_major_slice_mut(slice, m, n);
+    let beta = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    let par = par(m * n * k);
+    use faer::linalg::matmul::matmul as mm;
+    match (op_a, op_b) {
+        (Op::Plain, Op::Plain) => mm(dst, beta, a, b, alpha, par),
+        (Op::Adjoint, Op::Plain) => mm(dst, beta, a.adjoint(), b, alpha, par),
+        (Op::Plain, Op::Adjoint) => mm(dst, beta, a, b.adjoint(), alpha, par),
+        (Op::Adjoint, Op::Adjoint) => mm(dst, beta, a.adjoint(), b.adjoint(), alpha, par),
+    }
+}
+
+fn to_ndarray<T: Field>(m: MatRef<'_, T>) -> Array2<T> {
+    Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
+}
+
+pub fn eigh<T: Field>(a: ArrayView2<T>) -> Result<(Vec<f64>, Array2<T>), LinalgError> {
+    let a = standard(&a);
+    let evd =
+        as_faer(&a)
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|_| LinalgError::NoConvergence {
+                operation: "Hermitian eigensolver",
+            })?;
+    let values = (0..a.nrows()).map(|i| evd.S()[i].re()).collect();
+    Ok((values, to_ndarray(evd.U())))
+}
+
+pub fn eigvalsh<T: Field>(a: ArrayView2<T>) -> Result<Vec<f64>, LinalgError> {
+    let a = standard(&a);
+    as_faer(&a)
+        .self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|_| LinalgError::NoConvergence {
+            operation: "Hermitian eigensolver",
+        })
+}
+
+pub type CholeskyFactor<T> = faer::linalg::solvers::Llt<T>;
+
+pub fn cholesky<T: Field>(a: ArrayView2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
+    let a = standard(&a);
+    as_faer(&a).llt(Side::Lower).map_err(|e| match e {
+        faer::linalg::solvers::LltError::NonPositivePivot { index } => {
+            LinalgError::NotPositiveDefinite { pivot: index }
+        }
+    })
+}
+
+pub fn cholesky_solve<T: Field>(factor: &CholeskyFactor<T>, b: &mut [T]) {
+    let n = b.len();
+    factor.solve_in_place(MatMut::from_column_major_slice_mut(b, n, 1));
+}
+
+pub fn lu_solve<T: Field>(a: ArrayView2<T>, b: &mut [T]) -> Result<(), LinalgError> {
+    let a = standard(&a);
+    let n = b.len();
+    as_faer(&a)
+        .partial_piv_lu()
+        .solve_in_place(MatMut::from_column_major_slice_mut(b, n, 1));
+    Ok(())
+}
+
+pub fn singular_values(a: ArrayView2<f64>) -> Result<Vec<f64>, LinalgError> {
+    let a = standard(&a);
+    as_faer(&a)
+        .singular_values()
+        .map_err(|_| LinalgError::NoConvergence { operation: "SVD" })
+}
+
+pub fn determinant(a: ArrayView2<f64>) -> f64 {
+    let a = standard(&a);
+    as_faer(&a).determinant()
+}
