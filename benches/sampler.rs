@@ -5,9 +5,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nqs::ansatz::{Ansatz, Rbm, RbmKind};
-use nqs::config::Boundary;
+use nqs::lattice::Boundary;
 use nqs::lattice::Lattice;
-use nqs::sampler::{MetropolisSampler, Moves, SamplerSettings};
+use nqs::sampler::{Exchange, MetropolisSampler, SamplerSettings};
 
 fn ansatz(n: usize, symmetric: bool) -> Rbm {
     let lattice = Lattice::chain(n, Boundary::Periodic);
@@ -21,7 +21,9 @@ fn ansatz(n: usize, symmetric: bool) -> Rbm {
 
 fn settings(n: usize, samples_per_chain: usize) -> SamplerSettings {
     SamplerSettings {
-        moves: Moves::Exchange(Lattice::chain(n, Boundary::Periodic).bonds().to_vec()),
+        rule: std::sync::Arc::new(Exchange {
+            bonds: Lattice::chain(n, Boundary::Periodic).bonds().to_vec(),
+        }),
         sweep: n,
         thermalization: 10,
         samples_per_chain,

@@ -1,429 +1,119 @@
-//! Model files: the TOML schema of DESIGN.md §6, `--set` overrides and validation.
+//! Model files: parsing, `--set` overrides, composition of the modules' settings, validation,
+//! and the run identity.
 //!
-//! A model file is parsed with serde into [`Config`]; unknown sections and keys are errors, so a
-//! typo never silently falls back to a default. `--set section.key=value` overrides are applied
-//! to the parsed TOML table before the typed structs are built (values are parsed as TOML; a bare
-//! word that is not valid TOML is taken as a string). [`Config::validate`] checks every value that
-//! serde cannot (finite couplings, sizes, sectors) and names the offending key.
+//! Each module owns the settings it reads ([`LatticeSpec`] in `lattice`, [`ModelSpec`] in
+//! `operator`, [`AnsatzSpec`], [`SamplerSpec`], [`OptimizerSpec`], [`RunSpec`] in `vmc`,
+//! [`ObservableSpec`] in `measure`); this module only parses the TOML, applies overrides,
+//! composes the sections and reports errors. [`load`] validates everything a run will use
+//! before anything runs: every section, the model on its lattice, the moves against the model,
+//! the ansatz against the lattice, the observables' sites and names.
+//!
+//! Errors name the file, the key and, where the key is in the file, its line and column; an
+//! error caused by a `--set` override names the override instead.
+//!
+//! **Run identity.** The canonical configuration (every key, defaults filled in) is stored in
+//! each run file; [`identity`] hashes its physics-defining part ([`is_run_control`] lists the
+//! keys that may change on `--resume`), and [`compare`] lists what differs between two
+//! configurations.
 
-use crate::error::{Error, Result};
-use num_complex::Complex64;
+use crate::ansatz::AnsatzSpec;
+use crate::error::{shorten, Error, Invalid, Result};
+use crate::lattice::{Lattice, LatticeSpec};
+use crate::measure::ObservableSpec;
+use crate::operator::{Hamiltonian, ModelSpec};
+use crate::optimizer::OptimizerSpec;
+use crate::sampler::SamplerSpec;
+use crate::vmc::RunSpec;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Largest number of sites any lattice may have (VMC cost grows like N² per sweep).
-pub const MAX_SITES: usize = 4096;
-
 /// A complete model file.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Config {
-    pub lattice: LatticeConfig,
-    pub model: ModelConfig,
+    pub lattice: LatticeSpec,
+    pub model: ModelSpec,
     #[serde(default)]
-    pub ansatz: AnsatzConfig,
+    pub ansatz: AnsatzSpec,
     #[serde(default)]
-    pub sampler: SamplerConfig,
+    pub sampler: SamplerSpec,
     #[serde(default)]
-    pub optimizer: OptimizerConfig,
+    pub optimizer: OptimizerSpec,
     #[serde(default)]
-    pub run: RunConfig,
-    /// Extra Pauli strings whose expectation values `nqs run` reports after convergence.
-    #[serde(default)]
-    pub observables: Vec<ObservableConfig>,
+    pub run: RunSpec,
+    /// Pauli strings measured after the optimization (and by `nqs measure`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observables: Vec<ObservableSpec>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LatticeKind {
-    Chain,
-    Square,
-    Custom,
-}
+/// The sections of a model file.
+const SECTIONS: [&str; 7] = [
+    "lattice",
+    "model",
+    "ansatz",
+    "sampler",
+    "optimizer",
+    "run",
+    "observables",
+];
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Boundary {
-    #[default]
-    Periodic,
-    Open,
-}
+/// Sections whose `kind` has a default (the first variant).
+const DEFAULT_KINDS: [(&str, &str); 2] = [("ansatz", "rbm"), ("optimizer", "sr")];
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LatticeConfig {
-    pub kind: LatticeKind,
-    /// Chain: number of sites.
-    pub length: Option<usize>,
-    /// Square: `[Lx, Ly]`.
-    pub extent: Option<Vec<usize>>,
-    /// Custom: nearest-neighbour bonds.
-    pub edges: Option<Vec<[usize; 2]>>,
-    /// Custom: next-nearest-neighbour bonds (used by `j1j2`).
-    pub next_edges: Option<Vec<[usize; 2]>>,
-    /// Custom: number of sites (default: 1 + the largest site in `edges`).
-    pub n_sites: Option<usize>,
-    #[serde(default)]
-    pub boundary: Boundary,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    Heisenberg,
-    Xxz,
-    Tfi,
-    J1j2,
-    Pauli,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Units {
-    /// Pauli matrices σ (eigenvalues ±1).
-    #[default]
-    Pauli,
-    /// Spin operators S = σ/2.
-    Spin,
-}
-
-impl Units {
-    pub fn name(self) -> &'static str {
-        match self {
-            Units::Pauli => "pauli",
-            Units::Spin => "spin",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-#[allow(non_snake_case)]
-pub struct ModelConfig {
-    pub kind: ModelKind,
-    /// Nearest-neighbour coupling (J1 for j1j2, the XX+YY coupling for xxz, the ZZ coupling for tfi).
-    pub J: Option<f64>,
-    /// xxz: ZZ coupling.
-    pub Jz: Option<f64>,
-    /// tfi: transverse field.
-    pub h: Option<f64>,
-    /// j1j2: next-nearest-neighbour coupling.
-    pub J2: Option<f64>,
-    #[serde(default)]
-    pub units: Units,
-    #[serde(default)]
-    pub marshall_sign: bool,
-    /// Total S^z (spin units: (n_up − n_down)/2) of the sector to work in.
-    pub total_sz: Option<f64>,
-    /// pauli: the terms of the sum.
-    #[serde(default)]
-    pub terms: Vec<TermConfig>,
-}
-
-/// A real coefficient `0.5` or a complex one `[re, im]`.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum Coefficient {
-    Real(f64),
-    Complex([f64; 2]),
-}
-
-impl Coefficient {
-    pub fn value(self) -> Complex64 {
-        match self {
-            Coefficient::Real(re) => Complex64::new(re, 0.0),
-            Coefficient::Complex([re, im]) => Complex64::new(re, im),
-        }
-    }
-}
-
-/// One Pauli string `coeff · Π_k ops[k]_{sites[k]}`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TermConfig {
-    pub coeff: Coefficient,
-    pub ops: String,
-    pub sites: Vec<usize>,
-}
-
-/// A Pauli string to measure: `coeff · Π ops` (coeff defaults to 1).
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObservableConfig {
-    pub name: String,
-    pub ops: String,
-    pub sites: Vec<usize>,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum AnsatzKind {
-    #[default]
-    Rbm,
-    RbmSymm,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AnsatzConfig {
-    #[serde(default)]
-    pub kind: AnsatzKind,
-    /// Hidden-unit density M/N (filters per site for rbm_symm).
-    #[serde(default = "defaults::alpha")]
-    pub alpha: usize,
-    /// Standard deviation of the random initial parameters (real and imaginary parts).
-    #[serde(default = "defaults::init_std")]
-    pub init_std: f64,
-}
-
-impl Default for AnsatzConfig {
-    fn default() -> Self {
-        AnsatzConfig {
-            kind: AnsatzKind::Rbm,
-            alpha: defaults::alpha(),
-            init_std: defaults::init_std(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SamplerKind {
-    Local,
-    Exchange,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SamplerConfig {
-    /// Default: `exchange` when the model conserves S^z, else `local`.
-    pub kind: Option<SamplerKind>,
-    /// Global number of Markov chains (over all ranks and threads).
-    #[serde(default = "defaults::chains")]
-    pub chains: usize,
-    /// Samples per iteration, all chains together (rounded up to a multiple of `chains`).
-    #[serde(default = "defaults::samples")]
-    pub samples: usize,
-    /// Sweeps before the first sample of each chain.
-    #[serde(default = "defaults::thermalization")]
-    pub thermalization: usize,
-    /// Proposals between two samples (default: one sweep = N proposals).
-    pub sweep: Option<usize>,
-}
-
-impl Default for SamplerConfig {
-    fn default() -> Self {
-        SamplerConfig {
-            kind: None,
-            chains: defaults::chains(),
-            samples: defaults::samples(),
-            thermalization: defaults::thermalization(),
-            sweep: None,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    #[default]
-    Sr,
-    Adam,
-    Sgd,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SrSolverKind {
-    #[default]
-    Auto,
-    Dense,
-    Cg,
-    Sample,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum DiagShiftKind {
-    /// `S + ε I`.
-    #[default]
-    Additive,
-    /// `S_kk (1 + ε)`.
-    Multiplicative,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimizerConfig {
-    #[serde(default)]
-    pub kind: OptimizerKind,
-    /// η at iteration 0; η(p) = max(η0·decay^p, learning_rate_min).
-    #[serde(default = "defaults::learning_rate")]
-    pub learning_rate: f64,
-    #[serde(default = "defaults::one")]
-    pub learning_rate_decay: f64,
-    #[serde(default)]
-    pub learning_rate_min: f64,
-    /// ε0 of the SR diagonal shift; ε(p) = max(ε0·b^p, ε_min).
-    #[serde(default = "defaults::diag_shift")]
-    pub diag_shift: f64,
-    #[serde(default = "defaults::one")]
-    pub diag_shift_decay: f64,
-    #[serde(default)]
-    pub diag_shift_min: f64,
-    #[serde(default)]
-    pub diag_shift_kind: DiagShiftKind,
-    #[serde(default)]
-    pub solver: SrSolverKind,
-    /// Relative residual at which CG stops.
-    #[serde(default = "defaults::cg_tolerance")]
-    pub cg_tolerance: f64,
-    #[serde(default = "defaults::cg_max_iterations")]
-    pub cg_max_iterations: usize,
-    /// Adam moment decay rates.
-    #[serde(default = "defaults::beta1")]
-    pub beta1: f64,
-    #[serde(default = "defaults::beta2")]
-    pub beta2: f64,
-    #[serde(default = "defaults::iterations")]
-    pub iterations: usize,
-}
-
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        toml::from_str("").expect("all optimizer keys have defaults")
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunConfig {
-    #[serde(default = "defaults::seed")]
-    pub seed: u64,
-    /// Output HDF5 file (default: `runs/<model file stem>.h5`).
-    pub output: Option<PathBuf>,
-    #[serde(default = "defaults::checkpoint_every")]
-    pub checkpoint_every: usize,
-    /// Samples for the observables measured after the last iteration (default: 4 × sampler.samples).
-    pub observable_samples: Option<usize>,
-}
-
-impl Default for RunConfig {
-    fn default() -> Self {
-        toml::from_str("").expect("all run keys have defaults")
-    }
-}
-
-mod defaults {
-    pub fn alpha() -> usize {
-        2
-    }
-    pub fn init_std() -> f64 {
-        0.01
-    }
-    pub fn chains() -> usize {
-        16
-    }
-    pub fn samples() -> usize {
-        1008
-    }
-    pub fn thermalization() -> usize {
-        100
-    }
-    pub fn learning_rate() -> f64 {
-        0.01
-    }
-    pub fn one() -> f64 {
-        1.0
-    }
-    pub fn diag_shift() -> f64 {
-        0.01
-    }
-    pub fn cg_tolerance() -> f64 {
-        1e-8
-    }
-    pub fn cg_max_iterations() -> usize {
-        200
-    }
-    pub fn beta1() -> f64 {
-        0.9
-    }
-    pub fn beta2() -> f64 {
-        0.999
-    }
-    pub fn iterations() -> usize {
-        300
-    }
-    pub fn seed() -> u64 {
-        1234
-    }
-    pub fn checkpoint_every() -> usize {
-        50
-    }
-}
-
-/// A tomography file: one `[tomography]` section (every key optional; command-line options take
-/// precedence, then these values, then the defaults of `nqs tomo --help`). Relative paths are
-/// relative to the file.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TomographyConfig {
-    pub samples: Option<PathBuf>,
-    pub bases: Option<PathBuf>,
-    pub reference: Option<PathBuf>,
-    pub alpha: Option<usize>,
-    pub epochs: Option<usize>,
-    pub batch_size: Option<usize>,
-    pub learning_rate: Option<f64>,
-    pub optimizer: Option<crate::tomography::FitOptimizer>,
-    pub diag_shift: Option<f64>,
-    pub complex: Option<bool>,
-    pub validation: Option<f64>,
-    pub patience: Option<usize>,
-    pub seed: Option<u64>,
-    pub output: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TomographyFile {
-    tomography: TomographyConfig,
-}
-
-/// Reads a `[tomography]` file.
-pub fn load_tomography(path: &Path) -> Result<TomographyConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    let file: TomographyFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
-    let mut c = file.tomography;
-    let dir = path.parent().unwrap_or(Path::new(""));
-    for p in [
-        &mut c.samples,
-        &mut c.bases,
-        &mut c.reference,
-        &mut c.output,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if p.is_relative() {
-            *p = dir.join(&*p);
-        }
-    }
-    Ok(c)
-}
-
-/// A model file together with where it came from (for messages) and its final text.
-#[derive(Clone, Debug)]
-pub struct LoadedConfig {
-    pub config: Config,
-    pub path: PathBuf,
-    /// The effective configuration as TOML (file plus overrides), stored in output files.
+/// One `--set key=value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    /// `section.key` (or a top-level key such as `observables`).
+    pub key: String,
+    pub value: toml::Value,
+    /// The argument as given.
     pub text: String,
 }
 
+/// A validated model file with the lattice and Hamiltonian it describes.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub config: Config,
+    /// Where it came from (for messages).
+    pub path: PathBuf,
+    pub overrides: Vec<Override>,
+    pub lattice: Lattice,
+    pub hamiltonian: Hamiltonian,
+    /// Notes for the log (defaults applied, rounding).
+    pub notes: Vec<String>,
+}
+
+impl Model {
+    /// The canonical configuration (TOML, every key).
+    pub fn canonical_text(&self) -> String {
+        canonical_text(&self.config)
+    }
+
+    /// What the VMC driver reads.
+    pub fn problem(&self) -> crate::vmc::Problem<'_> {
+        crate::vmc::Problem {
+            lattice: &self.lattice,
+            hamiltonian: &self.hamiltonian,
+            ansatz: &self.config.ansatz,
+            sampler: &self.config.sampler,
+            optimizer: &self.config.optimizer,
+            run: &self.config.run,
+            observables: &self.config.observables,
+        }
+    }
+
+    /// `heisenberg on chain L=16 periodic, pauli units`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} on {}, {} units",
+            self.hamiltonian.kind,
+            self.config.lattice.describe(),
+            self.config.model.units.name()
+        )
+    }
+}
+
 /// Reads, overrides, parses and validates a model file.
-pub fn load(path: &Path, overrides: &[String]) -> Result<LoadedConfig> {
+pub fn load(path: &Path, overrides: &[String]) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| {
         if path.is_dir() {
             Error::input(path, "is a directory, expected a TOML model file")
@@ -449,91 +139,250 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<LoadedConfig> {
     parse(&text, path, overrides)
 }
 
-/// Parses a model file's text (see [`load`]).
-pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<LoadedConfig> {
-    let config: Config = if overrides.is_empty() {
-        toml::from_str(text).map_err(|e| toml_error(path, text, &e))?
-    } else {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
-        // Apply the overrides one at a time so that a failure names the one that caused it.
-        let mut config = None;
-        for assignment in overrides {
-            apply_override(&mut table, assignment)?;
-            match toml::Value::Table(table.clone()).try_into::<Config>() {
-                Ok(c) => config = Some(c),
-                Err(e) if config.is_some() || !missing_section(&e) => {
-                    return Err(Error::Input(format!(
-                        "{}: --set {assignment}: {}",
-                        path.display(),
-                        e.message().trim()
-                    )));
-                }
-                Err(_) => {}
-            }
-        }
-        match config {
-            Some(c) => c,
-            None => toml::Value::Table(table)
-                .try_into::<Config>()
-                .map_err(|e| {
-                    Error::input(
-                        path,
-                        format!("(with --set overrides) {}", e.message().trim()),
-                    )
-                })?,
-        }
-    };
-    config.validate(path)?;
-    let text = toml::to_string(&config)
-        .map_err(|e| Error::Runtime(format!("cannot serialize configuration: {e}")))?;
-    Ok(LoadedConfig {
-        config,
-        path: path.to_path_buf(),
+/// Parses and validates a model file's text (see [`load`]).
+pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Model> {
+    let overrides: Vec<Override> = overrides
+        .iter()
+        .map(|o| parse_override(o))
+        .collect::<Result<_>>()?;
+    let located = Located {
         text,
+        path,
+        overrides: &overrides,
+    };
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| toml_syntax_error(path, text, &e))?;
+    for o in &overrides {
+        apply_override(&mut table, o)?;
+    }
+    let config = located.deserialize(table)?;
+    let (model, notes) = validate(&config).map_err(|e| located.invalid(e))?;
+    Ok(Model {
+        config: model.0,
+        path: path.to_path_buf(),
+        overrides,
+        lattice: model.1,
+        hamiltonian: model.2,
+        notes,
     })
 }
 
-/// Does a deserialization error only say that a required section is missing (which a later
-/// override may still add)?
-fn missing_section(error: &toml::de::Error) -> bool {
-    error.message().contains("missing field")
+type Validated = (Config, Lattice, Hamiltonian);
+
+/// Checks every section and their combination; resolves defaults that depend on the model
+/// (the sampler's moves) into the configuration.
+fn validate(config: &Config) -> std::result::Result<(Validated, Vec<String>), Invalid> {
+    let mut config = config.clone();
+    config.lattice.validate()?;
+    let lattice = Lattice::new(&config.lattice);
+    config.model.validate()?;
+    let hamiltonian = Hamiltonian::new(&config.model, &lattice)?;
+    config.ansatz.validate(&lattice)?;
+    config.sampler.validate()?;
+    config.sampler.kind = Some(config.sampler.resolved_kind(&hamiltonian));
+    let (_, notes) = config.sampler.settings(&lattice, &hamiltonian)?;
+    config.optimizer.validate()?;
+    config.run.validate()?;
+    crate::measure::validate_observables(&config.observables, lattice.n_sites())?;
+    Ok(((config, lattice, hamiltonian), notes))
 }
 
-/// One-line message for a TOML error: `file:line:column: message (in `that line`)`.
-fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> Error {
-    let message = error.message().trim().replace('\n', " ");
-    match error.span() {
-        Some(span) => {
-            let start = span.start.min(text.len());
-            let before = &text[..start];
-            let line = before.matches('\n').count() + 1;
-            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            let column = start - line_start + 1;
-            let source = text[line_start..].lines().next().unwrap_or("").trim();
-            let context = if source.is_empty() {
-                String::new()
-            } else {
-                format!(" (in `{}`)", source.chars().take(80).collect::<String>())
-            };
-            Error::Input(format!(
-                "{}:{line}:{column}: {message}{context}",
-                path.display()
-            ))
+/// The canonical form of a configuration: TOML with every key.
+pub fn canonical_text(config: &Config) -> String {
+    toml::to_string(config).unwrap_or_default()
+}
+
+/// Keys that may change when a run is resumed: iteration counts, schedules, solver settings,
+/// samples per iteration, checkpoint cadence, output, final-measurement settings.
+pub fn is_run_control(key: &str) -> bool {
+    const CONTROL: [&str; 17] = [
+        "optimizer.iterations",
+        "optimizer.learning_rate",
+        "optimizer.learning_rate_decay",
+        "optimizer.learning_rate_min",
+        "optimizer.diag_shift",
+        "optimizer.diag_shift_decay",
+        "optimizer.diag_shift_min",
+        "optimizer.diag_shift_kind",
+        "optimizer.solver",
+        "optimizer.cg_tolerance",
+        "optimizer.cg_max_iterations",
+        "sampler.samples",
+        "sampler.thermalization",
+        "run.checkpoint_every",
+        "run.output",
+        "run.observable_samples",
+        "observables",
+    ];
+    CONTROL.iter().any(|c| {
+        key == *c || key.starts_with(&format!("{c}[")) || key.starts_with(&format!("{c}."))
+    })
+}
+
+/// Every key of a configuration as `key → value` (arrays of tables flattened with indices).
+pub fn flatten(config: &Config) -> Vec<(String, String)> {
+    let value = toml::Value::try_from(config).unwrap_or(toml::Value::Table(Default::default()));
+    let mut out = Vec::new();
+    flatten_value("", &value, &mut out);
+    out.sort();
+    out
+}
+
+fn flatten_value(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten_value(&key, v, out);
+            }
         }
-        None => Error::input(path, message),
+        toml::Value::Array(a) if a.iter().any(|v| v.is_table()) => {
+            for (i, v) in a.iter().enumerate() {
+                flatten_value(&format!("{prefix}[{i}]"), v, out);
+            }
+            if a.is_empty() {
+                out.push((prefix.to_string(), "[]".into()));
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
     }
 }
 
-/// Applies `section.key=value` (value parsed as TOML, bare words as strings) to a parsed file.
-pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
-    let bad = |why: &str| Error::Input(format!("--set {assignment}: {why}"));
+/// FNV-1a (64 bit) of the physics-defining keys of a configuration, as 16 hex digits.
+pub fn identity(config: &Config) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (key, value) in flatten(config) {
+        if is_run_control(&key) {
+            continue;
+        }
+        for byte in key
+            .bytes()
+            .chain([b'='])
+            .chain(value.bytes())
+            .chain([b'\n'])
+        {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// One difference between two configurations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub key: String,
+    /// `None` where the key is absent.
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+impl Change {
+    pub fn is_run_control(&self) -> bool {
+        is_run_control(&self.key)
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<String>| v.as_deref().map_or("(absent)".into(), shorten);
+        write!(
+            f,
+            "{}: {} → {}",
+            self.key,
+            show(&self.before),
+            show(&self.after)
+        )
+    }
+}
+
+/// What differs between a stored and a new configuration, key by key.
+pub fn compare(stored: &Config, new: &Config) -> Vec<Change> {
+    let (a, b) = (flatten(stored), flatten(new));
+    let get = |list: &[(String, String)], key: &str| {
+        list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    };
+    let mut keys: Vec<&String> = a.iter().chain(&b).map(|(k, _)| k).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|key| {
+            let (before, after) = (get(&a, key), get(&b, key));
+            (before != after).then(|| Change {
+                key: key.clone(),
+                before,
+                after,
+            })
+        })
+        .collect()
+}
+
+/// Parses a stored canonical configuration (from a run file).
+pub fn parse_stored(text: &str) -> std::result::Result<Config, String> {
+    toml::from_str(text).map_err(|e| shorten(e.message()))
+}
+
+/// A short, file-name-safe suffix naming the physics overrides (`J2=0.45`), for default output
+/// names of sweeps; None without such overrides. Long suffixes become a hash.
+pub fn override_suffix(overrides: &[Override]) -> Option<String> {
+    let parts: Vec<String> = overrides
+        .iter()
+        .filter(|o| !is_run_control(&o.key))
+        .map(|o| {
+            let name = o.key.rsplit('.').next().unwrap_or(&o.key);
+            let value = match &o.value {
+                toml::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            format!("{name}={value}")
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "=.-_+".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let joined = parts.join(",");
+    if joined.len() <= 48 {
+        Some(joined)
+    } else {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in joined.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Some(format!("set-{:08x}", hash >> 32))
+    }
+}
+
+/// Parses `section.key=value` (value as TOML; a bare word that is not valid TOML is a string).
+pub fn parse_override(assignment: &str) -> Result<Override> {
+    let bad = |why: &str| Error::Input(format!("--set {}: {why}", shorten(assignment)));
     let (path, raw) = assignment
         .split_once('=')
         .ok_or_else(|| bad("expected section.key=value"))?;
     let keys: Vec<&str> = path.trim().split('.').map(str::trim).collect();
-    if keys.len() < 2 || keys.iter().any(|k| k.is_empty()) {
+    let top_level_array = keys.len() == 1 && keys[0] == "observables";
+    if (keys.len() < 2 && !top_level_array) || keys.iter().any(|k| k.is_empty()) {
         return Err(bad("expected a key of the form section.key"));
+    }
+    if !SECTIONS.contains(&keys[0]) {
+        return Err(bad(&format!(
+            "unknown section `{}`; the sections are {}",
+            shorten(keys[0]),
+            SECTIONS.join(", ")
+        )));
     }
     let raw = raw.trim();
     let value = match toml::from_str::<toml::Table>(&format!("value = {raw}")) {
@@ -549,338 +398,307 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
         Err(e) => {
             return Err(bad(&format!(
                 "value is not valid TOML: {}",
-                e.message().trim()
+                shorten(e.message().trim())
             )))
         }
     };
+    Ok(Override {
+        key: keys.join("."),
+        value,
+        text: assignment.to_string(),
+    })
+}
+
+/// Sets an override in a parsed file.
+fn apply_override(table: &mut toml::Table, o: &Override) -> Result<()> {
+    let keys: Vec<&str> = o.key.split('.').collect();
     let mut node = table;
     for key in &keys[..keys.len() - 1] {
         let entry = node
             .entry(key.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        node = entry
-            .as_table_mut()
-            .ok_or_else(|| bad(&format!("`{key}` is not a section")))?;
+        node = entry.as_table_mut().ok_or_else(|| {
+            Error::Input(format!(
+                "--set {}: `{key}` is not a section",
+                shorten(&o.text)
+            ))
+        })?;
     }
-    node.insert(keys[keys.len() - 1].to_string(), value);
+    node.insert(keys[keys.len() - 1].to_string(), o.value.clone());
     Ok(())
 }
 
-fn finite(path: &Path, key: &str, value: f64) -> Result<f64> {
-    if value.is_finite() {
-        Ok(value)
-    } else {
-        Err(Error::key(
-            path,
-            key,
-            format!("expected a finite number, got {value}"),
-        ))
+/// One-line message for a TOML syntax error: `file:line:column: message (in `that line`)`.
+fn toml_syntax_error(path: &Path, text: &str, error: &toml::de::Error) -> Error {
+    let message = shorten(error.message().trim());
+    match error.span() {
+        Some(span) => {
+            let (line, column) = line_column(text, span.start);
+            let source = text.lines().nth(line - 1).unwrap_or("").trim();
+            let context = if source.is_empty() {
+                String::new()
+            } else {
+                format!(" (in `{}`)", shorten(source))
+            };
+            Error::Input(format!(
+                "{}:{line}:{column}: {message}{context}",
+                path.display()
+            ))
+        }
+        None => Error::input(path, message),
     }
 }
 
-fn positive(path: &Path, key: &str, value: f64) -> Result<f64> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(Error::key(
-            path,
-            key,
-            format!("expected a finite number > 0, got {value}"),
-        ))
-    }
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |p| offset - p - 1) + 1;
+    (line, column)
 }
 
-fn in_range(path: &Path, key: &str, value: usize, lo: usize, hi: usize) -> Result<usize> {
-    if (lo..=hi).contains(&value) {
-        Ok(value)
-    } else {
-        Err(Error::key(
-            path,
-            key,
-            format!("expected an integer in {lo}..={hi}, got {value}"),
-        ))
-    }
+/// Turns errors at a key into messages that name the file position or the override.
+struct Located<'a> {
+    text: &'a str,
+    path: &'a Path,
+    overrides: &'a [Override],
 }
 
-impl ModelConfig {
-    /// The couplings a model kind uses, with their defaults; others must be absent.
-    fn check_couplings(&self, path: &Path) -> Result<()> {
-        let (allowed, name): (&[&str], &str) = match self.kind {
-            ModelKind::Heisenberg => (&["J"], "heisenberg"),
-            ModelKind::Xxz => (&["J", "Jz"], "xxz"),
-            ModelKind::Tfi => (&["J", "h"], "tfi"),
-            ModelKind::J1j2 => (&["J", "J2"], "j1j2"),
-            ModelKind::Pauli => (&[], "pauli"),
-        };
-        for (key, value) in [
-            ("J", self.J),
-            ("Jz", self.Jz),
-            ("h", self.h),
-            ("J2", self.J2),
-        ] {
-            match value {
-                Some(v) if allowed.contains(&key) => {
-                    finite(path, &format!("model.{key}"), v)?;
-                }
-                Some(_) => {
-                    return Err(Error::key(
-                        path,
-                        &format!("model.{key}"),
-                        format!("not used by kind = \"{name}\" (it takes {allowed:?})"),
-                    ));
-                }
-                None => {}
+impl Located<'_> {
+    /// Deserializes the sections one by one, so that every error knows its section.
+    fn deserialize(&self, mut table: toml::Table) -> Result<Config> {
+        if let Some(unknown) = table.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+            return Err(self.at(
+                unknown,
+                &format!("unknown section; the sections are {}", SECTIONS.join(", ")),
+            ));
+        }
+        for (section, kind) in DEFAULT_KINDS {
+            if let Some(toml::Value::Table(t)) = table.get_mut(section) {
+                t.entry("kind")
+                    .or_insert_with(|| toml::Value::String(kind.into()));
             }
         }
-        if self.kind == ModelKind::Pauli && self.terms.is_empty() {
-            return Err(Error::key(
-                path,
-                "model.terms",
-                "kind = \"pauli\" needs at least one [[model.terms]] entry",
-            ));
-        }
-        if self.kind != ModelKind::Pauli && !self.terms.is_empty() {
-            return Err(Error::key(
-                path,
-                "model.terms",
-                format!("only used by kind = \"pauli\", not \"{name}\""),
-            ));
-        }
-        for (k, term) in self.terms.iter().enumerate() {
-            let key = format!("model.terms[{k}]");
-            let c = term.coeff.value();
-            if !(c.re.is_finite() && c.im.is_finite()) {
-                return Err(Error::key(
-                    path,
-                    &format!("{key}.coeff"),
-                    format!("expected a finite coefficient, got {c}"),
+        for required in ["lattice", "model"] {
+            if !table.contains_key(required) {
+                return Err(Error::input(
+                    self.path,
+                    format!("missing section [{required}]"),
                 ));
             }
-            check_pauli_string(path, &key, &term.ops, &term.sites)?;
         }
-        Ok(())
+        for section in SECTIONS {
+            if let Some(value) = table.get(section) {
+                self.check_section(section, value.clone())?;
+            }
+        }
+        toml::Value::Table(table)
+            .try_into::<Config>()
+            .map_err(|e| Error::input(self.path, shorten(e.message().trim())))
     }
-}
 
-/// Checks a Pauli string's letters and that it has one site per letter (ranges are checked
-/// against the lattice by the operator builder).
-pub fn check_pauli_string(path: &Path, key: &str, ops: &str, sites: &[usize]) -> Result<()> {
-    if ops.is_empty() {
-        return Err(Error::key(
-            path,
-            &format!("{key}.ops"),
-            "empty Pauli string; expected letters from X, Y, Z, I",
-        ));
-    }
-    if let Some(bad) = ops.chars().find(|c| !"XYZI".contains(*c)) {
-        return Err(Error::key(
-            path,
-            &format!("{key}.ops"),
-            format!("bad letter {bad:?} in \"{ops}\"; expected X, Y, Z or I"),
-        ));
-    }
-    if ops.chars().count() != sites.len() {
-        return Err(Error::key(
-            path,
-            &format!("{key}.sites"),
-            format!(
-                "has {} sites but ops \"{ops}\" has {} letters",
-                sites.len(),
-                ops.chars().count()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-impl Config {
-    /// Checks everything serde cannot: finiteness, ranges, and which keys apply to which kind.
-    pub fn validate(&self, path: &Path) -> Result<()> {
-        let l = &self.lattice;
-        let only = |present: bool, key: &str, kind: &str| -> Result<()> {
-            if present {
-                Err(Error::key(
-                    path,
-                    key,
-                    format!("only used by lattice kind = \"{kind}\""),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        match l.kind {
-            LatticeKind::Chain => {
-                let n = l.length.ok_or_else(|| {
-                    Error::key(
-                        path,
-                        "lattice.length",
-                        "missing; a chain needs its number of sites",
-                    )
-                })?;
-                in_range(path, "lattice.length", n, 2, MAX_SITES)?;
-                only(l.extent.is_some(), "lattice.extent", "square")?;
-                only(
-                    l.edges.is_some() || l.next_edges.is_some() || l.n_sites.is_some(),
-                    "lattice.edges/n_sites",
-                    "custom",
-                )?;
-            }
-            LatticeKind::Square => {
-                let e = l.extent.as_ref().ok_or_else(|| {
-                    Error::key(
-                        path,
-                        "lattice.extent",
-                        "missing; a square lattice needs [Lx, Ly]",
-                    )
-                })?;
-                if e.len() != 2 {
-                    return Err(Error::key(
-                        path,
-                        "lattice.extent",
-                        format!("expected [Lx, Ly], got {} numbers", e.len()),
-                    ));
-                }
-                in_range(path, "lattice.extent", e[0], 1, MAX_SITES)?;
-                in_range(path, "lattice.extent", e[1], 1, MAX_SITES)?;
-                if e[0] * e[1] < 2 || e[0] * e[1] > MAX_SITES {
-                    return Err(Error::key(
-                        path,
-                        "lattice.extent",
-                        format!("Lx·Ly must be in 2..={MAX_SITES}, got {}", e[0] * e[1]),
-                    ));
-                }
-                only(l.length.is_some(), "lattice.length", "chain")?;
-                only(
-                    l.edges.is_some() || l.next_edges.is_some() || l.n_sites.is_some(),
-                    "lattice.edges/n_sites",
-                    "custom",
-                )?;
-            }
-            LatticeKind::Custom => {
-                let edges = l.edges.as_ref().ok_or_else(|| {
-                    Error::key(
-                        path,
-                        "lattice.edges",
-                        "missing; a custom lattice needs its bonds",
-                    )
-                })?;
-                only(l.length.is_some(), "lattice.length", "chain")?;
-                only(l.extent.is_some(), "lattice.extent", "square")?;
-                let n = l
-                    .n_sites
-                    .unwrap_or_else(|| edges.iter().flatten().max().map_or(0, |m| m + 1));
-                in_range(path, "lattice.n_sites", n, 1, MAX_SITES)?;
-                for (key, list) in [
-                    ("lattice.edges", Some(edges)),
-                    ("lattice.next_edges", l.next_edges.as_ref()),
-                ] {
-                    for (k, &[a, b]) in list.into_iter().flatten().enumerate() {
-                        if a >= n || b >= n {
-                            return Err(Error::key(
-                                path,
-                                &format!("{key}[{k}]"),
-                                format!("site out of range: [{a}, {b}] with n_sites = {n}"),
-                            ));
-                        }
-                        if a == b {
-                            return Err(Error::key(
-                                path,
-                                &format!("{key}[{k}]"),
-                                format!("a bond joins site {a} to itself"),
-                            ));
-                        }
+    fn check_section(&self, section: &str, value: toml::Value) -> Result<()> {
+        let value_copy = value.clone();
+        check_any(section, value).map_err(|e| {
+            let message = e.message().trim().to_string();
+            // toml names the nested path as "in `a.b`" after the message.
+            let display = e.to_string();
+            let nested = display
+                .rsplit_once("in `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(p, _)| p.to_string())
+                .filter(|p| !p.is_empty() && display.trim_end().ends_with('`'));
+            let mut key = match nested {
+                Some(p) if p.starts_with('[') => format!("{section}{p}"),
+                Some(p) => format!("{section}.{p}"),
+                None => section.to_string(),
+            };
+            for marker in ["unknown field `", "missing field `"] {
+                if let Some(field) = message
+                    .split_once(marker)
+                    .and_then(|(_, rest)| rest.split_once('`'))
+                    .map(|(f, _)| f)
+                {
+                    key = format!("{key}.{field}");
+                    if marker.starts_with("missing") {
+                        return Error::key(self.path, &key, "missing (required here)");
                     }
                 }
-                if l.boundary != Boundary::Periodic {
-                    return Err(Error::key(
-                        path,
-                        "lattice.boundary",
-                        "not used by custom lattices (the edges define the graph)",
-                    ));
+            }
+            if key == section && message.starts_with("invalid") {
+                if let Some(culprit) = culprit_key(section, &value_copy, &message, check_any) {
+                    key = format!("{section}.{culprit}");
                 }
             }
-        }
-        self.model.check_couplings(path)?;
-        if let Some(sz) = self.model.total_sz {
-            finite(path, "model.total_sz", sz)?;
-        }
+            let kind_note = if message.starts_with("unknown field") {
+                " (keys depend on `kind`; see the README)"
+            } else {
+                ""
+            };
+            self.at(&key, &format!("{}{kind_note}", shorten(&message)))
+        })
+    }
 
-        let a = &self.ansatz;
-        in_range(path, "ansatz.alpha", a.alpha, 1, 1024)?;
-        if !(a.init_std.is_finite() && a.init_std >= 0.0 && a.init_std <= 10.0) {
-            return Err(Error::key(
-                path,
-                "ansatz.init_std",
-                format!("expected a number in [0, 10], got {}", a.init_std),
+    /// An error at `key`: blamed on the override that set it, else placed in the file.
+    fn at(&self, key: &str, message: &str) -> Error {
+        let base = |k: &str| k.split('[').next().unwrap_or(k).to_string();
+        let key_base = base(key);
+        let blamed = self.overrides.iter().rev().find(|o| {
+            key_base == o.key
+                || key_base.starts_with(&format!("{}.", o.key))
+                || o.key.starts_with(&format!("{key_base}."))
+        });
+        if let Some(o) = blamed {
+            return Error::Input(format!(
+                "{}: --set {}: key `{key}`: {message}",
+                self.path.display(),
+                shorten(&o.text)
             ));
         }
+        let touched_section = self
+            .overrides
+            .iter()
+            .any(|o| o.key.split('.').next() == key.split(['.', '[']).next());
+        let note = if touched_section {
+            " (this section also has --set overrides)"
+        } else {
+            ""
+        };
+        match key_position(self.text, key) {
+            Some(offset) => {
+                let (line, column) = line_column(self.text, offset);
+                Error::Input(format!(
+                    "{}:{line}:{column}: key `{key}`: {message}{note}",
+                    self.path.display()
+                ))
+            }
+            None => Error::key(self.path, key, format!("{message}{note}")),
+        }
+    }
 
-        let s = &self.sampler;
-        in_range(path, "sampler.chains", s.chains, 1, 1 << 20)?;
-        in_range(path, "sampler.samples", s.samples, 1, 1 << 26)?;
-        in_range(path, "sampler.thermalization", s.thermalization, 0, 1 << 24)?;
-        if let Some(sweep) = s.sweep {
-            in_range(path, "sampler.sweep", sweep, 1, 1 << 24)?;
-        }
+    fn invalid(&self, e: Invalid) -> Error {
+        self.at(&e.key, &e.message)
+    }
+}
 
-        let o = &self.optimizer;
-        positive(path, "optimizer.learning_rate", o.learning_rate)?;
-        positive(path, "optimizer.learning_rate_decay", o.learning_rate_decay)?;
-        if !(o.learning_rate_min.is_finite() && o.learning_rate_min >= 0.0) {
-            return Err(Error::key(
-                path,
-                "optimizer.learning_rate_min",
-                format!("expected a finite number >= 0, got {}", o.learning_rate_min),
-            ));
+/// Deserializes a section into its type (errors only).
+fn check_any(section: &str, value: toml::Value) -> std::result::Result<(), toml::de::Error> {
+    fn check<T: serde::de::DeserializeOwned>(
+        v: toml::Value,
+    ) -> std::result::Result<(), toml::de::Error> {
+        v.try_into::<T>().map(|_| ())
+    }
+    match section {
+        "lattice" => check::<LatticeSpec>(value),
+        "model" => check::<ModelSpec>(value),
+        "ansatz" => check::<AnsatzSpec>(value),
+        "sampler" => check::<SamplerSpec>(value),
+        "optimizer" => check::<OptimizerSpec>(value),
+        "run" => check::<RunSpec>(value),
+        _ => check::<Vec<ObservableSpec>>(value),
+    }
+}
+
+/// The key of a section whose value causes `message` (kind-tagged sections lose the key in
+/// serde's errors): the one whose removal changes the error.
+fn culprit_key(
+    section: &str,
+    value: &toml::Value,
+    message: &str,
+    check: fn(&str, toml::Value) -> std::result::Result<(), toml::de::Error>,
+) -> Option<String> {
+    let table = value.as_table()?;
+    table.keys().filter(|k| k.as_str() != "kind").find_map(|k| {
+        let mut probe = table.clone();
+        probe.remove(k);
+        match check(section, toml::Value::Table(probe)) {
+            Err(e) if e.message().trim() == message => None,
+            _ => Some(k.clone()),
         }
-        if !(o.diag_shift.is_finite() && o.diag_shift >= 0.0) {
-            return Err(Error::key(
-                path,
-                "optimizer.diag_shift",
-                format!("expected a finite number >= 0, got {}", o.diag_shift),
-            ));
+    })
+}
+
+/// Byte offset of the deepest part of `key` (`section.key`, `section.list[2].key`) found in the
+/// file text, for error positions.
+fn key_position(text: &str, key: &str) -> Option<usize> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut segments: Vec<(String, Option<usize>)> = Vec::new();
+    for part in key.split('.') {
+        match part.split_once('[') {
+            Some((name, rest)) => {
+                let index = rest.trim_end_matches(']').parse().ok();
+                segments.push((name.to_string(), index));
+            }
+            None => segments.push((part.to_string(), None)),
         }
-        positive(path, "optimizer.diag_shift_decay", o.diag_shift_decay)?;
-        if !(o.diag_shift_min.is_finite() && o.diag_shift_min >= 0.0) {
-            return Err(Error::key(
-                path,
-                "optimizer.diag_shift_min",
-                format!("expected a finite number >= 0, got {}", o.diag_shift_min),
-            ));
-        }
-        positive(path, "optimizer.cg_tolerance", o.cg_tolerance)?;
-        in_range(
-            path,
-            "optimizer.cg_max_iterations",
-            o.cg_max_iterations,
-            1,
-            1 << 20,
-        )?;
-        for (key, beta) in [("optimizer.beta1", o.beta1), ("optimizer.beta2", o.beta2)] {
-            if !(beta.is_finite() && (0.0..1.0).contains(&beta)) {
-                return Err(Error::key(
-                    path,
-                    key,
-                    format!("expected a number in [0, 1), got {beta}"),
-                ));
+    }
+    let mut table = document.get_ref();
+    let mut found = None;
+    for (name, index) in segments {
+        let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name)?;
+        found = Some(k.span().start);
+        let mut value = v.get_ref();
+        if let Some(i) = index {
+            match value {
+                toml::de::DeValue::Array(items) => match items.get(i) {
+                    Some(item) => {
+                        found = Some(item.span().start);
+                        value = item.get_ref();
+                    }
+                    None => return found,
+                },
+                _ => return found,
             }
         }
-        in_range(path, "optimizer.iterations", o.iterations, 0, 100_000_000)?;
-        in_range(
-            path,
-            "run.checkpoint_every",
-            self.run.checkpoint_every,
-            1,
-            usize::MAX,
-        )?;
-        if let Some(n) = self.run.observable_samples {
-            in_range(path, "run.observable_samples", n, 1, 1 << 26)?;
+        match value {
+            toml::de::DeValue::Table(t) => table = t,
+            _ => return found,
         }
-        for (k, obs) in self.observables.iter().enumerate() {
-            check_pauli_string(path, &format!("observables[{k}]"), &obs.ops, &obs.sites)?;
-        }
-        Ok(())
     }
+    found
+}
+
+/// Reads a file holding one section `[name]` of type `T` (unknown keys are errors).
+pub fn load_section_file<T: serde::de::DeserializeOwned>(path: &Path, name: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if path.is_dir() {
+            Error::input(path, "is a directory, expected a TOML file")
+        } else {
+            Error::input(path, format!("cannot read: {e}"))
+        }
+    })?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| toml_syntax_error(path, &text, &e))?;
+    if let Some(other) = table.keys().find(|k| k.as_str() != name) {
+        return Err(Error::input(
+            path,
+            format!("unknown section [{}]; expected [{name}]", shorten(other)),
+        ));
+    }
+    let section = table
+        .remove(name)
+        .ok_or_else(|| Error::input(path, format!("missing section [{name}]")))?;
+    section.try_into::<T>().map_err(|e| {
+        let display = e.to_string().replace('\n', " ");
+        let key = display
+            .rsplit_once("in `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(p, _)| format!("{name}.{p}"));
+        let located = Located {
+            text: &text,
+            path,
+            overrides: &[],
+        };
+        let message = shorten(e.message().trim());
+        let field = message
+            .split_once("unknown field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(f, _)| format!("{name}.{f}"));
+        match field.or(key) {
+            Some(k) => located.at(&k, &message),
+            None => Error::input(path, format!("[{name}]: {message}")),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -890,17 +708,25 @@ mod tests {
     const MINIMAL: &str =
         "[lattice]\nkind = \"chain\"\nlength = 8\n[model]\nkind = \"heisenberg\"\n";
 
+    fn err(text: &str, overrides: &[&str]) -> String {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        parse(text, Path::new("m.toml"), &o)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn minimal_file_gets_defaults() {
-        let c = parse(MINIMAL, Path::new("m.toml"), &[]).unwrap().config;
-        assert_eq!(c.lattice.length, Some(8));
-        assert_eq!(c.sampler.chains, 16);
-        assert_eq!(c.optimizer.solver, SrSolverKind::Auto);
+        let m = parse(MINIMAL, Path::new("m.toml"), &[]).unwrap();
+        assert_eq!(m.config.sampler.chains, 16);
+        assert_eq!(m.lattice.n_sites(), 8);
+        assert_eq!(m.config.optimizer.name(), "sr");
+        assert!(m.canonical_text().contains("kind = \"exchange\""));
     }
 
     #[test]
     fn overrides_parse_toml_values_and_bare_words() {
-        let c = parse(
+        let m = parse(
             MINIMAL,
             Path::new("m.toml"),
             &[
@@ -909,27 +735,71 @@ mod tests {
                 "model.Jz=0.5".into(),
             ],
         )
+        .unwrap();
+        assert_eq!(m.lattice.n_sites(), 12);
+        assert_eq!(m.hamiltonian.kind, "xxz");
+    }
+
+    #[test]
+    fn errors_name_the_line_or_the_override() {
+        let e = err(&format!("{MINIMAL}foo = 1\n"), &[]);
+        assert!(e.starts_with("m.toml:6:1: key `model.foo`"), "{e}");
+        // A file error is not blamed on an unrelated override, and keeps its line.
+        let bad = MINIMAL.replace("\"chain\"", "\"ring\"");
+        let e = err(&bad, &["optimizer.iterations=2"]);
+        assert!(e.starts_with("m.toml:2:1: key `lattice.kind`"), "{e}");
+        assert!(e.contains("ring"), "{e}");
+        // An override's own error names the override.
+        let e = err(MINIMAL, &["lattice.length=0"]);
+        assert!(e.contains("--set lattice.length=0"), "{e}");
+        let e = err(MINIMAL, &["model.J=1e300"]);
+        assert!(
+            e.contains("--set model.J=1e300") && e.contains("1e12"),
+            "{e}"
+        );
+        // Validation errors of keys in the file carry their position.
+        let e = err(&MINIMAL.replace("length = 8", "length = 1"), &[]);
+        assert!(e.starts_with("m.toml:3:1: key `lattice.length`"), "{e}");
+    }
+
+    #[test]
+    fn bonds_must_be_pairs_and_sampler_must_fit_the_model() {
+        let custom =
+            "[lattice]\nkind = \"custom\"\nedges = [[0, 1, 2]]\n[model]\nkind = \"heisenberg\"\n";
+        assert!(err(custom, &[]).contains("pair"), "{}", err(custom, &[]));
+        let tfi = "[lattice]\nkind = \"chain\"\nlength = 4\n[model]\nkind = \"tfi\"\n[sampler]\nkind = \"exchange\"\n";
+        assert!(err(tfi, &[]).contains("sampler.kind"), "{}", err(tfi, &[]));
+    }
+
+    #[test]
+    fn identity_ignores_run_control_keys() {
+        let a = parse(MINIMAL, Path::new("m.toml"), &[]).unwrap().config;
+        let b = parse(
+            MINIMAL,
+            Path::new("m.toml"),
+            &["optimizer.iterations=7".into()],
+        )
         .unwrap()
         .config;
-        assert_eq!(c.lattice.length, Some(12));
-        assert_eq!(c.model.kind, ModelKind::Xxz);
-        assert_eq!(c.model.Jz, Some(0.5));
+        let c = parse(MINIMAL, Path::new("m.toml"), &["model.J=2.0".into()])
+            .unwrap()
+            .config;
+        assert_eq!(identity(&a), identity(&b));
+        assert_ne!(identity(&a), identity(&c));
+        let changes = compare(&a, &c);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].key, "model.J");
+        assert!(!changes[0].is_run_control());
+        assert!(compare(&a, &b).iter().all(Change::is_run_control));
     }
 
     #[test]
-    fn unknown_key_names_line() {
-        let err = parse(&format!("{MINIMAL}foo = 1\n"), Path::new("m.toml"), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("m.toml:6:"), "{err}");
-        assert!(err.contains("foo"), "{err}");
-    }
-
-    #[test]
-    fn coupling_of_other_model_is_rejected() {
-        let err = parse(&format!("{MINIMAL}h = 1.0\n"), Path::new("m.toml"), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("model.h"), "{err}");
+    fn sweep_suffix_names_physics_overrides() {
+        let o = vec![
+            parse_override("model.J2=0.45").unwrap(),
+            parse_override("optimizer.iterations=10").unwrap(),
+        ];
+        assert_eq!(override_suffix(&o).as_deref(), Some("J2=0.45"));
+        assert_eq!(override_suffix(&o[1..]), None);
     }
 }

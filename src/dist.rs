@@ -4,6 +4,7 @@
 //! Reductions are done as reduce-to-rank-0 followed by a broadcast, so every rank holds the
 //! bitwise-identical result and computes the identical parameter update.
 
+use crate::error::{Error, Result};
 use num_complex::Complex64;
 
 /// What the VMC driver needs from a group of processes.
@@ -24,15 +25,22 @@ pub trait Communicator: Sync {
         self.rank() == 0
     }
 
+    /// Copies rank 0's complex data to every rank.
+    fn broadcast_c64(&self, data: &mut [Complex64]) {
+        self.broadcast_f64(as_floats(data));
+    }
+
     /// Element-wise complex sum over ranks.
     fn sum_c64(&self, data: &mut [Complex64]) {
-        // SAFETY: Complex64 is #[repr(C)] { re: f64, im: f64 }, so a slice of n complex numbers
-        // is a slice of 2n f64 with the same alignment.
-        let floats = unsafe {
-            std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<f64>(), 2 * data.len())
-        };
-        self.sum_f64(floats);
+        self.sum_f64(as_floats(data));
     }
+}
+
+/// A complex slice as the interleaved real slice it is in memory.
+fn as_floats(data: &mut [Complex64]) -> &mut [f64] {
+    // SAFETY: Complex64 is #[repr(C)] { re: f64, im: f64 }, so a slice of n complex numbers is a
+    // slice of 2n f64 with the same alignment and lifetime.
+    unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<f64>(), 2 * data.len()) }
 }
 
 /// A single process.
@@ -53,6 +61,22 @@ impl Communicator for Serial {
     fn abort(&self, message: &str, code: i32) -> ! {
         eprintln!("error: {message}");
         std::process::exit(code)
+    }
+}
+
+/// Runs `f` on rank 0 only and gives every rank the outcome: rank 0 its own result, the others
+/// `Ok` or [`Error::OtherRank`] with rank 0's exit code (a collective call).
+pub fn on_root(comm: &dyn Communicator, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    let result = if comm.is_root() { f() } else { Ok(()) };
+    let mut code = [result
+        .as_ref()
+        .err()
+        .map_or(0, |e| u64::from(e.exit_code().max(1)))];
+    comm.sum_u64(&mut code);
+    match (result, code[0]) {
+        (Err(e), _) => Err(e),
+        (Ok(()), 0) => Ok(()),
+        (Ok(()), c) => Err(Error::OtherRank { code: c as u8 }),
     }
 }
 
@@ -79,7 +103,7 @@ pub fn launched_by_mpi() -> bool {
 }
 
 #[cfg(feature = "mpi")]
-pub use self::mpi_impl::Mpi;
+pub use self::mpi_impl::{abort_world, Mpi};
 
 #[cfg(feature = "mpi")]
 mod mpi_impl {
@@ -98,7 +122,19 @@ mod mpi_impl {
     // rayon workers never touch the communicator.
     unsafe impl Sync for Mpi {}
 
+    /// Ends every process of the MPI job (for a panic hook, where no communicator is at hand).
+    pub fn abort_world(code: i32) -> ! {
+        SimpleCommunicator::world().abort(code)
+    }
+
     impl Mpi {
+        /// The MPI library's own version string.
+        pub fn library() -> String {
+            mpi::environment::library_version()
+                .map(|v| v.lines().next().unwrap_or("").trim().to_string())
+                .unwrap_or_else(|_| "unknown MPI library".into())
+        }
+
         /// Initializes MPI; None if it was already initialized or cannot start.
         pub fn initialize() -> Option<Mpi> {
             let universe = mpi::initialize()?;

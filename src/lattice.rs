@@ -1,12 +1,176 @@
 //! Lattices: chains, rectangular Lx×Ly lattices and custom graphs.
 //!
 //! A [`Lattice`] holds nearest- and next-nearest-neighbour bonds (each unordered pair once, so a
-//! periodic chain of 2 sites has one bond), a two-colouring of the nearest-neighbour graph when it
-//! is bipartite, and its translation group as site permutations. Sites of a square lattice are
-//! numbered `i = x + Lx·y`.
+//! periodic chain of 2 sites has one bond, and custom edges `[0, 1]` and `[1, 0]` are one bond), a
+//! two-colouring of the nearest-neighbour graph when it is bipartite, and its translation group as
+//! site permutations. Sites of a square lattice are numbered `i = x + Lx·y`.
+//!
+//! ```
+//! use nqs::lattice::{Boundary, Lattice};
+//! let chain = Lattice::chain(6, Boundary::Periodic);
+//! assert_eq!(chain.bonds().len(), 6);
+//! assert_eq!(chain.translations()[1].perm, vec![1, 2, 3, 4, 5, 0]);
+//! ```
 
-use crate::config::{Boundary, LatticeConfig, LatticeKind};
+use crate::error::{check_count, Invalid};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+
+/// Largest number of sites any lattice may have (VMC cost grows like N² per sweep).
+pub const MAX_SITES: usize = 4096;
+
+/// Boundary conditions of chains and square lattices.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Boundary {
+    #[default]
+    Periodic,
+    Open,
+}
+
+/// The `[lattice]` section of a model file.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LatticeSpec {
+    Chain(ChainSpec),
+    Square(SquareSpec),
+    Custom(CustomSpec),
+}
+
+/// `kind = "chain"`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSpec {
+    /// Number of sites.
+    pub length: usize,
+    #[serde(default)]
+    pub boundary: Boundary,
+}
+
+/// `kind = "square"`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SquareSpec {
+    /// `[Lx, Ly]`.
+    pub extent: [usize; 2],
+    #[serde(default)]
+    pub boundary: Boundary,
+}
+
+/// `kind = "custom"`: a graph given by its bonds.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomSpec {
+    /// Nearest-neighbour bonds.
+    pub edges: Vec<Edge>,
+    /// Next-nearest-neighbour bonds (used by `j1j2`).
+    #[serde(default)]
+    pub next_edges: Vec<Edge>,
+    /// Number of sites (default: 1 + the largest site in `edges`).
+    pub n_sites: Option<usize>,
+}
+
+/// A bond `[i, j]` (exactly two sites).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(try_from = "Vec<usize>", into = "Vec<usize>")]
+pub struct Edge(pub [usize; 2]);
+
+impl TryFrom<Vec<usize>> for Edge {
+    type Error = String;
+    fn try_from(v: Vec<usize>) -> Result<Self, String> {
+        match v[..] {
+            [a, b] => Ok(Edge([a, b])),
+            _ => Err(format!("a bond is a pair [i, j]; got {} numbers", v.len())),
+        }
+    }
+}
+
+impl From<Edge> for Vec<usize> {
+    fn from(e: Edge) -> Self {
+        e.0.to_vec()
+    }
+}
+
+impl CustomSpec {
+    fn n_sites(&self) -> usize {
+        self.n_sites.unwrap_or_else(|| {
+            self.edges
+                .iter()
+                .flat_map(|e| e.0)
+                .max()
+                .map_or(0, |m| m + 1)
+        })
+    }
+}
+
+impl LatticeSpec {
+    /// Checks sizes and bonds.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        match self {
+            LatticeSpec::Chain(c) => {
+                check_count("lattice.length", c.length, 2, MAX_SITES)?;
+            }
+            LatticeSpec::Square(s) => {
+                for &l in &s.extent {
+                    check_count("lattice.extent", l, 1, MAX_SITES)?;
+                }
+                check_count("lattice.extent", s.extent[0] * s.extent[1], 2, MAX_SITES)
+                    .map_err(|e| Invalid::new(e.key, format!("Lx·Ly: {}", e.message)))?;
+            }
+            LatticeSpec::Custom(c) => {
+                let n = c.n_sites();
+                check_count("lattice.n_sites", n, 1, MAX_SITES)?;
+                for (key, list) in [
+                    ("lattice.edges", &c.edges),
+                    ("lattice.next_edges", &c.next_edges),
+                ] {
+                    for (k, &Edge([a, b])) in list.iter().enumerate() {
+                        if a >= n || b >= n {
+                            return Err(Invalid::new(
+                                format!("{key}[{k}]"),
+                                format!("site out of range: [{a}, {b}] with n_sites = {n}"),
+                            ));
+                        }
+                        if a == b {
+                            return Err(Invalid::new(
+                                format!("{key}[{k}]"),
+                                format!("a bond joins site {a} to itself"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of sites.
+    pub fn n_sites(&self) -> usize {
+        match self {
+            LatticeSpec::Chain(c) => c.length,
+            LatticeSpec::Square(s) => s.extent[0] * s.extent[1],
+            LatticeSpec::Custom(c) => c.n_sites(),
+        }
+    }
+
+    /// `chain L=16 periodic`, `square 4x4 open`, `custom graph N=12`.
+    pub fn describe(&self) -> String {
+        let b = |b: Boundary| {
+            if b == Boundary::Periodic {
+                "periodic"
+            } else {
+                "open"
+            }
+        };
+        match self {
+            LatticeSpec::Chain(c) => format!("chain L={} {}", c.length, b(c.boundary)),
+            LatticeSpec::Square(s) => {
+                format!("square {}x{} {}", s.extent[0], s.extent[1], b(s.boundary))
+            }
+            LatticeSpec::Custom(c) => format!("custom graph N={}", c.n_sites()),
+        }
+    }
+}
 
 /// One element of the translation group: `site i → perm[i]`, shifting by `shift` lattice vectors.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,20 +318,14 @@ impl Lattice {
         }
     }
 
-    /// Builds the lattice of a validated configuration.
-    pub fn from_config(c: &LatticeConfig) -> Self {
-        match c.kind {
-            LatticeKind::Chain => Self::chain(c.length.unwrap_or(2), c.boundary),
-            LatticeKind::Square => {
-                let e = c.extent.clone().unwrap_or_else(|| vec![1, 2]);
-                Self::square(e[0], e[1], c.boundary)
-            }
-            LatticeKind::Custom => {
-                let edges = c.edges.clone().unwrap_or_default();
-                let n = c
-                    .n_sites
-                    .unwrap_or_else(|| edges.iter().flatten().max().map_or(1, |m| m + 1));
-                Self::custom(n, &edges, c.next_edges.as_deref().unwrap_or(&[]))
+    /// Builds the lattice of a validated specification.
+    pub fn new(spec: &LatticeSpec) -> Self {
+        match spec {
+            LatticeSpec::Chain(c) => Self::chain(c.length, c.boundary),
+            LatticeSpec::Square(s) => Self::square(s.extent[0], s.extent[1], s.boundary),
+            LatticeSpec::Custom(c) => {
+                let pairs = |list: &[Edge]| list.iter().map(|e| e.0).collect::<Vec<_>>();
+                Self::custom(c.n_sites(), &pairs(&c.edges), &pairs(&c.next_edges))
             }
         }
     }

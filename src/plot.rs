@@ -31,33 +31,69 @@ fn register_font() -> Result<()> {
     }
 }
 
-/// Draws `input`'s history into the PNG `output`.
-pub fn plot_run(input: &Path, output: &Path) -> Result<()> {
+/// Draws `input`'s history into the PNG `output` (an existing PNG only with `force`).
+///
+/// Only finite values are drawn: iterations with a non-finite energy are skipped, the variance
+/// panel shows the positive finite variances (and says so when there are none, as for an exact
+/// eigenstate).
+pub fn plot_run(input: &Path, output: &Path, force: bool) -> Result<()> {
+    crate::io::prepare_output(output, force, "nqs plot -o")?;
     let file = open_nqs_file(input)?;
+    let history = file.group("history").map_err(|_| {
+        Error::file(
+            input,
+            "no history: not a run file (ed and tomography files have no iteration history)",
+        )
+    })?;
     let read = |name: &str| -> Result<Vec<f64>> {
-        file.dataset(&format!("history/{name}")).and_then(|d| d.read_raw::<f64>()).map_err(|_| Error::input(input, format!("no history/{name}: not a run file (ed and tomography files have no iteration history)")))
+        crate::io::read_1d::<f64>(&history, name)
+            .map_err(|e| Error::bad_hdf5(input, &format!("history/{name}"), e))
     };
-    let (it, energy, error, variance) = (
+    let (it_all, energy_all, error_all, variance_all) = (
         read("iteration")?,
         read("energy")?,
         read("error")?,
         read("variance")?,
     );
-    if it.is_empty() {
-        return Err(Error::input(input, "the history is empty"));
+    let rows = it_all.len();
+    if [energy_all.len(), error_all.len(), variance_all.len()] != [rows; 3] {
+        return Err(Error::file(input, "history columns of different lengths"));
     }
+    let finite: Vec<usize> = (0..rows)
+        .filter(|&k| it_all[k].is_finite() && energy_all[k].is_finite())
+        .collect();
+    if finite.is_empty() {
+        return Err(Error::file(
+            input,
+            "the history has no finite energy to plot",
+        ));
+    }
+    let it: Vec<f64> = finite.iter().map(|&k| it_all[k]).collect();
+    let energy: Vec<f64> = finite.iter().map(|&k| energy_all[k]).collect();
+    let error: Vec<f64> = finite
+        .iter()
+        .map(|&k| {
+            if error_all[k].is_finite() {
+                error_all[k].abs()
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let variance: Vec<f64> = finite.iter().map(|&k| variance_all[k]).collect();
     let exact = file
         .group("exact")
         .ok()
         .and_then(|g| g.attr("energy").ok())
-        .and_then(|a| a.read_scalar::<f64>().ok());
+        .and_then(|a| a.read_scalar::<f64>().ok())
+        .filter(|e| e.is_finite());
     register_font()?;
     let draw =
         || -> std::result::Result<(), Box<dyn std::error::Error>> {
             let root = BitMapBackend::new(output, (900, 700)).into_drawing_area();
             root.fill(&WHITE)?;
             let (top, bottom) = root.split_vertically(420);
-            let x_max = it[it.len() - 1].max(1.0);
+            let x_max = it.iter().copied().fold(1.0, f64::max);
             // Energy axis: the last 90% of the run and the exact value set the scale.
             let tail = &energy[energy.len() / 10..];
             let mut lo = tail.iter().copied().fold(f64::INFINITY, f64::min);
@@ -66,7 +102,7 @@ pub fn plot_run(input: &Path, output: &Path) -> Result<()> {
                 lo = lo.min(e);
                 hi = hi.max(e);
             }
-            let pad = ((hi - lo) * 0.1).max(1e-9);
+            let pad = ((hi - lo) * 0.1).max(1e-9 * lo.abs().max(1.0));
             let mut chart = ChartBuilder::on(&top)
                 .caption("energy", ("sans-serif", 22))
                 .margin(10)
@@ -98,9 +134,18 @@ pub fn plot_run(input: &Path, output: &Path) -> Result<()> {
             let positive: Vec<(f64, f64)> = it
                 .iter()
                 .zip(&variance)
-                .filter(|(_, v)| **v > 0.0)
+                .filter(|(_, v)| v.is_finite() && **v > 0.0)
                 .map(|(&x, &v)| (x, v))
                 .collect();
+            if positive.is_empty() {
+                bottom.draw(&Text::new(
+                    "no positive finite variance to draw (an exact eigenstate?)",
+                    (60, 120),
+                    ("sans-serif", 20),
+                ))?;
+                root.present()?;
+                return Ok(());
+            }
             let vmin = positive
                 .iter()
                 .map(|p| p.1)
@@ -111,6 +156,8 @@ pub fn plot_run(input: &Path, output: &Path) -> Result<()> {
                 .map(|p| p.1)
                 .fold(0.0, f64::max)
                 .max(vmin * 10.0);
+            // At most 30 decades on the axis.
+            let vmin = vmin.max(vmax * 1e-30);
             let mut chart = ChartBuilder::on(&bottom)
                 .caption("variance", ("sans-serif", 22))
                 .margin(10)
@@ -126,5 +173,11 @@ pub fn plot_run(input: &Path, output: &Path) -> Result<()> {
             root.present()?;
             Ok(())
         };
-    draw().map_err(|e| Error::Runtime(format!("{}: cannot draw the plot: {e}", output.display())))
+    draw().map_err(|e| {
+        Error::Runtime(format!(
+            "{}: cannot draw the plot: {}",
+            output.display(),
+            crate::error::shorten(&e.to_string())
+        ))
+    })
 }

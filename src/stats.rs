@@ -16,8 +16,8 @@ pub struct Stats {
     pub error: f64,
     /// `⟨|x − x̄|²⟩`.
     pub variance: f64,
-    /// Split-R̂ (Gelman–Rubin with each chain cut in two halves); NaN with fewer than 2 samples
-    /// per chain.
+    /// Split-R̂ (Gelman–Rubin with each chain cut in two halves); NaN with fewer than 4 samples
+    /// per chain, infinite when every half-chain is constant but they differ.
     pub r_hat: f64,
     /// Integrated autocorrelation time `τ = Σ_{t≥1} ρ(t)` with Sokal's automatic window.
     pub tau: f64,
@@ -105,6 +105,9 @@ pub fn statistics(
         let nh = half as f64;
         if w > 0.0 {
             (((nh - 1.0) / nh * w + b_over_n) / w).sqrt()
+        } else if b_over_n > 0.0 {
+            // Every chain constant but at different values: frozen chains, not convergence.
+            f64::INFINITY
         } else {
             1.0
         }
@@ -172,5 +175,13 @@ mod tests {
             .collect();
         let s = statistics(&values, 4, 0, 4, &|_| {});
         assert!(s.r_hat > 2.0, "{}", s.r_hat);
+        // Frozen chains: no variance within any chain, different values between them.
+        let frozen: Vec<Complex64> = (0..4)
+            .flat_map(|c| (0..10).map(move |_| Complex64::new(c as f64, 0.0)))
+            .collect();
+        assert_eq!(statistics(&frozen, 4, 0, 4, &|_| {}).r_hat, f64::INFINITY);
+        // All chains constant at the same value (an exact eigenstate): R̂ = 1.
+        let exact = vec![Complex64::new(-3.0, 0.0); 40];
+        assert_eq!(statistics(&exact, 4, 0, 4, &|_| {}).r_hat, 1.0);
     }
 }

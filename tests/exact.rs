@@ -1,7 +1,8 @@
 //! Exact diagonalization against itself (Lanczos vs dense) and against closed forms.
 
-use nqs::config::{self, Boundary};
+use nqs::config;
 use nqs::exact::{formulas, solve, EdOptions, Method, SymmetryRequest};
+use nqs::lattice::Boundary;
 use nqs::lattice::Lattice;
 use nqs::operator::Hamiltonian;
 use rand::{RngExt, SeedableRng};
@@ -11,8 +12,8 @@ use std::path::Path;
 fn model(text: &str, overrides: &[&str]) -> (Lattice, Hamiltonian) {
     let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     let loaded = config::parse(text, Path::new("t.toml"), &o).unwrap();
-    let lattice = Lattice::from_config(&loaded.config.lattice);
-    let h = Hamiltonian::from_config(&loaded.config.model, &lattice, Path::new("t.toml")).unwrap();
+    let lattice = loaded.lattice.clone();
+    let h = Hamiltonian::new(&loaded.config.model, &lattice).unwrap();
     (lattice, h)
 }
 
@@ -160,12 +161,15 @@ fn bethe_ansatz_equals_lanczos() {
     for l in (4..=24).step_by(2) {
         let text = chain("heisenberg", "marshall_sign = true\ntotal_sz = 0");
         let (lattice, h) = model(&text, &[&format!("lattice.length={l}")]);
-        // With the Marshall sign the ground state is positive: momentum 0, inversion +1.
+        // The ground state is positive in the Marshall basis: there k = 0 and z = +1, which
+        // in the physical basis (sector labels are physical) are k = π and z = −1 when L/2
+        // is odd (a translation moves L/2 down spins between the sublattices).
+        let half = l / 2;
         let symmetry = if l >= 18 {
             SymmetryRequest {
                 enabled: true,
-                momentum: Some(vec![0]),
-                inversion: Some(1),
+                momentum: Some(vec![if half % 2 == 1 { half } else { 0 }]),
+                inversion: Some(if half % 2 == 1 { -1 } else { 1 }),
             }
         } else {
             SymmetryRequest::default()

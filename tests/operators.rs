@@ -2,8 +2,9 @@
 //! independently from Kronecker products of 2×2 Pauli matrices.
 
 use ndarray::Array2;
-use nqs::config::{self, Boundary};
+use nqs::config;
 use nqs::hilbert::{spins_from_bits, SectorBasis};
+use nqs::lattice::Boundary;
 use nqs::lattice::Lattice;
 use nqs::operator::{Hamiltonian, Row};
 use num_complex::Complex64;
@@ -161,10 +162,9 @@ fn assembled(h: &Hamiltonian, basis: &SectorBasis) -> Array2<Complex64> {
 fn check(kind: &str, lattice_toml: &str, marshall: bool, spin: bool, sectors: bool) {
     let text = model_toml(kind, lattice_toml, marshall, spin, None);
     let loaded = config::parse(&text, Path::new("test.toml"), &[]).unwrap();
-    let lattice = Lattice::from_config(&loaded.config.lattice);
+    let lattice = loaded.lattice.clone();
     let n = lattice.n_sites();
-    let h =
-        Hamiltonian::from_config(&loaded.config.model, &lattice, Path::new("test.toml")).unwrap();
+    let h = Hamiltonian::new(&loaded.config.model, &lattice).unwrap();
     let reference = reference_matrix(kind, &lattice, marshall, spin);
     let full = assembled(&h, &SectorBasis::new(n, None).unwrap());
     let diff = (&full - &reference)
@@ -185,9 +185,7 @@ fn check(kind: &str, lattice_toml: &str, marshall: bool, spin: bool, sectors: bo
             let sz = n_up as f64 - n as f64 / 2.0;
             let text = model_toml(kind, lattice_toml, marshall, spin, Some(sz));
             let loaded = config::parse(&text, Path::new("test.toml"), &[]).unwrap();
-            let h =
-                Hamiltonian::from_config(&loaded.config.model, &lattice, Path::new("test.toml"))
-                    .unwrap();
+            let h = Hamiltonian::new(&loaded.config.model, &lattice).unwrap();
             assert_eq!(h.n_up, Some(n_up));
             let basis = SectorBasis::new(n, Some(n_up)).unwrap();
             let block = assembled(&h, &basis);
@@ -281,8 +279,8 @@ ops = "YYYY"
 sites = [0, 1, 2, 3]
 "#;
     let loaded = config::parse(text, Path::new("p.toml"), &[]).unwrap();
-    let lattice = Lattice::from_config(&loaded.config.lattice);
-    let h = Hamiltonian::from_config(&loaded.config.model, &lattice, Path::new("p.toml")).unwrap();
+    let lattice = loaded.lattice.clone();
+    let h = Hamiltonian::new(&loaded.config.model, &lattice).unwrap();
     let mut reference = string_matrix(4, &[(0, 'X'), (2, 'Y')]) * c(0.5, 0.);
     reference = reference + string_matrix(4, &[(1, 'Z'), (3, 'Z')]) * c(0.25, 0.);
     reference = reference + string_matrix(4, &[(1, 'Z')]) * c(-1., 0.);

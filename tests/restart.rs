@@ -1,173 +1,334 @@
-//! Checkpoints and restart: a run killed with SIGKILL at random moments and resumed each time
-//! ends with exactly the history and parameters of an uninterrupted run.
+//! Checkpoints, restart and the safety of run files: crashes (as kill -9) at chosen iterations
+//! and resumes give exactly the uninterrupted run; a finished or checkpointed run is never
+//! lost; resume refuses other physics; one output has one owner.
 
+mod common;
+
+use common::{nqs, nqs_command, write, RUN_16};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::Duration;
+use std::process::Stdio;
 
-const MODEL: &str = r#"
-[lattice]
-kind = "chain"
-length = 16
-[model]
-kind = "heisenberg"
-marshall_sign = true
-total_sz = 0
-[ansatz]
-alpha = 2
-[sampler]
-chains = 8
-samples = 1000
-[optimizer]
-learning_rate = 0.05
-solver = "cg"
-iterations = 150
-[run]
-checkpoint_every = 7
-observable_samples = 800
-"#;
-
-fn nqs(model: &Path, output: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nqs"));
-    c.args([
+/// `nqs run model --output out --no-reference extra…` with optional test-hook environment.
+fn run(model: &Path, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut c = nqs_command(&[
         "--threads",
         "2",
         "run",
         &model.to_string_lossy(),
         "--output",
-        &output.to_string_lossy(),
+        &out.to_string_lossy(),
         "--no-reference",
-    ])
-    .args(extra);
-    c.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    c
+    ]);
+    c.args(extra);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
-fn read(path: &Path) -> (Vec<Vec<f64>>, Vec<num_complex::Complex64>) {
-    let file = hdf5::File::open(path).unwrap();
-    let columns = [
-        "iteration",
-        "energy",
-        "energy_imag",
-        "error",
-        "variance",
-        "r_hat",
-        "tau",
-        "acceptance",
-        "cg_iterations",
-    ]
-    .iter()
-    .map(|c| {
-        file.dataset(&format!("history/{c}"))
-            .unwrap()
-            .read_raw::<f64>()
-            .unwrap()
-    })
-    .collect();
-    let params = file
-        .dataset("ansatz/parameters")
-        .unwrap()
-        .read_raw()
-        .unwrap();
-    (columns, params)
+const COMPARED: [&str; 9] = [
+    "iteration",
+    "energy",
+    "energy_imag",
+    "error",
+    "variance",
+    "r_hat",
+    "tau",
+    "acceptance",
+    "solver_iterations",
+];
+
+fn columns(path: &Path) -> Vec<Vec<f64>> {
+    COMPARED.iter().map(|c| common::history(path, c)).collect()
 }
 
 #[test]
-fn killed_and_resumed_run_equals_uninterrupted_run() {
+fn crashed_and_resumed_run_equals_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.toml");
-    std::fs::write(&model, MODEL).unwrap();
+    let model = write(dir.path(), "m.toml", RUN_16);
     let full = dir.path().join("full.h5");
-    let status = nqs(&model, &full, &[]).status().unwrap();
-    assert!(status.success());
-
+    assert_eq!(run(&model, &full, &[], &[]).0, 0);
     let part = dir.path().join("part.h5");
-    // Kill moments spread over the run (deterministic pseudo-random fractions of a second).
-    let mut kills = 0;
+    // Crashes (abort, as kill -9) before, at and after checkpoints (every 7 iterations).
     let mut first = true;
-    for delay_ms in [700u64, 900, 500, 1100, 800] {
+    for crash in [5, 7, 13, 21, 30] {
         let extra: &[&str] = if first { &[] } else { &["--resume"] };
         first = false;
-        let mut child: Child = nqs(&model, &part, extra).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
-            child.wait().unwrap();
-        } else {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        let (code, stderr) = run(
+            &model,
+            &part,
+            extra,
+            &[("NQS_TEST_CRASH_AFTER", &crash.to_string())],
+        );
+        assert!(code != 0, "expected a crash at {crash}: {stderr}");
+    }
+    let (code, stderr) = run(&model, &part, &["--resume"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("resuming"), "{stderr}");
+    assert_eq!(common::history(&full, "energy").len(), 40);
+    assert_eq!(
+        columns(&full),
+        columns(&part),
+        "history differs after crashes and resumes"
+    );
+    assert_eq!(
+        common::parameters(&full),
+        common::parameters(&part),
+        "parameters differ"
+    );
+    assert!(!dir.path().join("part.h5.ckpt").exists());
+    assert!(!dir.path().join("part.h5.lock").exists());
+    // Resuming a finished run says so and exits 0; without --resume nothing is overwritten.
+    let (code, stderr) = run(&model, &part, &["--resume"], &[]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("already finished"), "{stderr}");
+    let before = std::fs::read(&part).unwrap();
+    assert_eq!(run(&model, &part, &[], &[]).0, 2);
+    assert_eq!(std::fs::read(&part).unwrap(), before);
+}
+
+#[test]
+fn extending_a_finished_run_never_loses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", RUN_16);
+    let out = dir.path().join("r.h5");
+    assert_eq!(
+        run(&model, &out, &["--set", "optimizer.iterations=10"], &[]).0,
+        0
+    );
+    let finished = common::parameters(&out);
+    // Extend to 100 and crash at 12 (before the next checkpoint at 14).
+    let (code, _) = run(
+        &model,
+        &out,
+        &["--resume", "--set", "optimizer.iterations=100"],
+        &[("NQS_TEST_CRASH_AFTER", "12")],
+    );
+    assert_ne!(code, 0);
+    // The finished state survived (copied to the checkpoint before the live file replaced it).
+    let ckpt = dir.path().join("r.h5.ckpt");
+    assert_eq!(common::parameters(&ckpt), finished);
+    let (code, stderr) = run(
+        &model,
+        &out,
+        &["--resume", "--set", "optimizer.iterations=14"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("resuming") && stderr.contains("at iteration 10"),
+        "{stderr}"
+    );
+    assert_eq!(common::history(&out, "energy").len(), 14);
+}
+
+#[test]
+fn a_stop_request_checkpoints_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", RUN_16);
+    // The stop flag of a signal, raised deterministically after 10 iterations.
+    let out = dir.path().join("t.h5");
+    let (code, stderr) = run(&model, &out, &[], &[("NQS_TEST_STOP_AFTER", "10")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(dir.path().join("t.h5.ckpt").exists());
+    let (code, stderr) = run(&model, &out, &["--resume"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("at iteration 10"), "{stderr}");
+    // A real SIGTERM, sent once the run has reported its first iteration.
+    let real = dir.path().join("s.h5");
+    let mut child = nqs_command(&[
+        "--threads",
+        "2",
+        "run",
+        &model.to_string_lossy(),
+        "--output",
+        &real.to_string_lossy(),
+        "--no-reference",
+    ])
+    .stderr(Stdio::piped())
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("iter") {
+            break;
         }
     }
-    assert!(kills >= 3, "the run finished too early to test kills");
-    let out = nqs(&model, &part, &["--resume"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (a, pa) = read(&full);
-    let (b, pb) = read(&part);
-    assert_eq!(a[0].len(), 150);
-    assert_eq!(a, b, "history differs after kills and resumes");
-    assert_eq!(pa, pb, "parameters differ");
-    assert!(!dir.path().join("part.h5.ckpt").exists());
-
-    // Resuming a finished run says so and exits 0.
-    let again = nqs(&model, &part, &["--resume"]).output().unwrap();
-    assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already finished"));
-    // Without --resume an existing output is never overwritten.
-    let refuse = nqs(&model, &part, &[]).output().unwrap();
-    assert_eq!(refuse.status.code(), Some(2));
+    common::signal(child.id(), 15);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("interrupted")), "{rest:?}");
+    assert!(dir.path().join("s.h5.ckpt").exists());
 }
 
 #[test]
-fn sigterm_writes_a_checkpoint_and_exits_cleanly() {
+fn an_injected_nan_is_recovered_from_the_previous_state() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.toml");
-    std::fs::write(&model, MODEL).unwrap();
-    let out = dir.path().join("t.h5");
-    let child = nqs(&model, &out, &[]).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc_kill(child.id() as i32, 15);
+    let model = write(dir.path(), "m.toml", RUN_16);
+    let out = dir.path().join("n.h5");
+    let (code, stderr) = run(
+        &model,
+        &out,
+        &["--set", "optimizer.iterations=12"],
+        &[("NQS_TEST_NAN_AT", "5")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("not finite") && stderr.contains("attempt 1/3"),
+        "{stderr}"
+    );
+    let energy = common::history(&out, "energy");
+    assert_eq!(energy.len(), 12);
+    assert!(energy.iter().all(|e| e.is_finite()));
+}
+
+#[test]
+fn resume_checks_the_physics_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", RUN_16);
+    let out = dir.path().join("r.h5");
+    assert_eq!(
+        run(&model, &out, &["--set", "optimizer.iterations=6"], &[]).0,
+        0
+    );
+    let before = std::fs::read(&out).unwrap();
+    // Another coupling: refused, naming the key and both values, file untouched.
+    let (code, stderr) = run(
+        &model,
+        &out,
+        &[
+            "--resume",
+            "--set",
+            "model.kind=xxz",
+            "--set",
+            "model.Jz=2.0",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("model.kind") && stderr.contains("xxz"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(
+        &model,
+        &out,
+        &["--resume", "--set", "sampler.chains=4"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("sampler.chains: 8 → 4"), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    // Run-control keys may change.
+    let (code, stderr) = run(
+        &model,
+        &out,
+        &[
+            "--resume",
+            "--set",
+            "optimizer.iterations=8",
+            "--set",
+            "optimizer.learning_rate=0.02",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("changed on resume: optimizer.learning_rate"),
+        "{stderr}"
+    );
+    // An ED file is not a run.
+    let ed = dir.path().join("ed.h5");
+    let (code, _, stderr) = nqs(&[
+        "ed",
+        &model.to_string_lossy(),
+        "--output",
+        &ed.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let ed_bytes = std::fs::read(&ed).unwrap();
+    let (code, stderr) = run(&model, &ed, &["--resume"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("nqs ed"), "{stderr}");
+    assert_eq!(std::fs::read(&ed).unwrap(), ed_bytes);
+    // A damaged checkpoint is refused, not ignored.
+    std::fs::write(dir.path().join("r.h5.ckpt"), b"garbage").unwrap();
+    let (code, stderr) = run(
+        &model,
+        &out,
+        &["--resume", "--set", "optimizer.iterations=20"],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("r.h5.ckpt"), "{stderr}");
+}
+
+#[test]
+fn one_output_has_one_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", RUN_16);
+    let out = dir.path().join("o.h5");
+    let mut first = nqs_command(&[
+        "--threads",
+        "1",
+        "run",
+        &model.to_string_lossy(),
+        "--output",
+        &out.to_string_lossy(),
+        "--no-reference",
+        "--set",
+        "optimizer.iterations=100000",
+    ])
+    .env("HDF5_USE_FILE_LOCKING", "FALSE")
+    .stderr(Stdio::piped())
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("iter") {
+            break;
+        }
     }
-    let result = child.wait_with_output().unwrap();
+    let mut second = nqs_command(&[
+        "run",
+        &model.to_string_lossy(),
+        "--output",
+        &out.to_string_lossy(),
+        "--force",
+    ]);
+    second.env("HDF5_USE_FILE_LOCKING", "FALSE");
+    let o = second.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
+        stderr.contains("in use by another nqs") && stderr.contains(&format!("pid {}", first.id())),
+        "{stderr}"
     );
-    assert!(String::from_utf8_lossy(&result.stderr).contains("interrupted"));
-    assert!(dir.path().join("t.h5.ckpt").exists());
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, signal: i32) -> i32;
+    common::signal(first.id(), 15);
+    assert!(first.wait().unwrap().success());
 }
 
 #[test]
-fn bad_files_for_resume_and_info_exit_2() {
+fn bad_files_for_resume_info_and_plot_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.toml");
-    std::fs::write(&model, MODEL).unwrap();
-    let not_hdf5 = dir.path().join("x.h5");
-    std::fs::write(&not_hdf5, b"this is not hdf5").unwrap();
-    let truncated = dir.path().join("trunc.h5");
+    let model = write(dir.path(), "m.toml", RUN_16);
+    let not_hdf5 = write(dir.path(), "x.h5", "this is not hdf5");
     let full = dir.path().join("full.h5");
-    assert!(nqs(&model, &full, &["--set", "optimizer.iterations=3"])
-        .status()
-        .unwrap()
-        .success());
+    assert_eq!(
+        run(&model, &full, &["--set", "optimizer.iterations=3"], &[]).0,
+        0
+    );
     let bytes = std::fs::read(&full).unwrap();
+    let truncated = dir.path().join("trunc.h5");
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     let foreign = dir.path().join("foreign.h5");
     hdf5::File::create(&foreign)
@@ -175,43 +336,32 @@ fn bad_files_for_resume_and_info_exit_2() {
         .create_group("data")
         .unwrap();
     for bad in [&not_hdf5, &truncated, &foreign] {
-        let out = nqs(&model, bad, &["--resume"]).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {err}", bad.display());
-        assert!(!err.contains("panicked"));
-        let info = Command::new(env!("CARGO_BIN_EXE_nqs"))
-            .args(["info", &bad.to_string_lossy()])
-            .output()
-            .unwrap();
-        assert_eq!(
-            info.status.code(),
-            Some(2),
-            "info {}: {}",
-            bad.display(),
-            String::from_utf8_lossy(&info.stderr)
-        );
+        let (code, stderr) = run(&model, bad, &["--resume"], &[]);
+        assert_eq!(code, 2, "{}: {stderr}", bad.display());
+        assert!(!stderr.contains("panicked"));
+        let (code, _, stderr) = nqs(&["info", &bad.to_string_lossy()]);
+        assert_eq!(code, 2, "info {}: {stderr}", bad.display());
     }
-    let info = Command::new(env!("CARGO_BIN_EXE_nqs"))
-        .args(["--json", "info", &full.to_string_lossy()])
-        .output()
-        .unwrap();
-    assert!(info.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
-    assert_eq!(v["iterations"], 3);
+    let (code, _, stderr) = nqs(&["info", &dir.path().to_string_lossy()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is a directory"), "{stderr}");
+    let info = common::nqs_json(&["info", &full.to_string_lossy()]);
+    assert_eq!(info["iterations"], 3);
     let png = dir.path().join("run.png");
-    let plot = Command::new(env!("CARGO_BIN_EXE_nqs"))
-        .args([
-            "plot",
-            &full.to_string_lossy(),
-            "-o",
-            &png.to_string_lossy(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        plot.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plot.stderr)
-    );
+    let (code, _, stderr) = nqs(&[
+        "plot",
+        &full.to_string_lossy(),
+        "-o",
+        &png.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
     assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
+    // An existing plot is not replaced without --force.
+    let (code, _, _) = nqs(&[
+        "plot",
+        &full.to_string_lossy(),
+        "-o",
+        &png.to_string_lossy(),
+    ]);
+    assert_eq!(code, 2);
 }

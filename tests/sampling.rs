@@ -2,9 +2,11 @@
 
 use nqs::ansatz::{Ansatz, Rbm, RbmKind};
 use nqs::hilbert::{bits_from_spins, spins_from_bits, SectorBasis};
+use nqs::lattice::Boundary;
 use nqs::lattice::Lattice;
-use nqs::sampler::{MetropolisSampler, Moves, SamplerSettings};
+use nqs::sampler::{Exchange, LocalFlip, MetropolisSampler, ProposalRule, SamplerSettings};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 fn exact_distribution(rbm: &Rbm, n_up: Option<usize>) -> HashMap<u64, f64> {
     let n = rbm.n_sites();
@@ -28,7 +30,7 @@ fn exact_distribution(rbm: &Rbm, n_up: Option<usize>) -> HashMap<u64, f64> {
 
 fn histogram(
     rbm: &Rbm,
-    moves: Moves,
+    rule: Arc<dyn ProposalRule>,
     n_up: Option<usize>,
     chains: usize,
     per_chain: usize,
@@ -37,13 +39,9 @@ fn histogram(
     // Pearson's χ² assumes independent samples: take them several sweeps apart (nearest-neighbour
     // exchange decorrelates a random RBM slowly; moves between all pairs need no more than 10
     // sweeps, which shows the slowness is mixing, not bias).
-    let sweeps_apart = if matches!(moves, Moves::Local) {
-        10
-    } else {
-        40
-    };
+    let sweeps_apart = if !rule.conserves_sz() { 10 } else { 40 };
     let settings = SamplerSettings {
-        moves,
+        rule,
         sweep: sweeps_apart * n,
         thermalization: 1000,
         samples_per_chain: per_chain,
@@ -93,7 +91,7 @@ fn compare(exact: &HashMap<u64, f64>, counts: &HashMap<u64, f64>, total: f64) ->
 }
 
 fn chain_perms(n: usize) -> Vec<Vec<usize>> {
-    Lattice::chain(n, nqs::config::Boundary::Periodic)
+    Lattice::chain(n, Boundary::Periodic)
         .translations()
         .iter()
         .map(|t| t.perm.clone())
@@ -102,10 +100,15 @@ fn chain_perms(n: usize) -> Vec<Vec<usize>> {
 
 #[test]
 fn samples_follow_exact_distribution() {
-    let cases: Vec<(Rbm, Moves, Option<usize>)> = vec![
+    let exchange = |n: usize| -> Arc<dyn ProposalRule> {
+        Arc::new(Exchange {
+            bonds: Lattice::chain(n, Boundary::Periodic).bonds().to_vec(),
+        })
+    };
+    let cases: Vec<(Rbm, Arc<dyn ProposalRule>, Option<usize>)> = vec![
         (
             Rbm::random(8, RbmKind::Dense { alpha: 2 }, 0.3, 1),
-            Moves::Local,
+            Arc::new(LocalFlip),
             None,
         ),
         (
@@ -118,16 +121,12 @@ fn samples_follow_exact_distribution() {
                 0.3,
                 2,
             ),
-            Moves::Local,
+            Arc::new(LocalFlip),
             None,
         ),
         (
             Rbm::random(10, RbmKind::Dense { alpha: 2 }, 0.2, 3),
-            Moves::Exchange(
-                Lattice::chain(10, nqs::config::Boundary::Periodic)
-                    .bonds()
-                    .to_vec(),
-            ),
+            exchange(10),
             Some(5),
         ),
         (
@@ -140,18 +139,14 @@ fn samples_follow_exact_distribution() {
                 0.2,
                 4,
             ),
-            Moves::Exchange(
-                Lattice::chain(10, nqs::config::Boundary::Periodic)
-                    .bonds()
-                    .to_vec(),
-            ),
+            exchange(10),
             Some(5),
         ),
     ];
-    for (k, (rbm, moves, n_up)) in cases.into_iter().enumerate() {
+    for (k, (rbm, rule, n_up)) in cases.into_iter().enumerate() {
         let exact = exact_distribution(&rbm, n_up);
         let (chains, per_chain) = (100, 10_000);
-        let counts = histogram(&rbm, moves, n_up, chains, per_chain);
+        let counts = histogram(&rbm, rule, n_up, chains, per_chain);
         let (tv, z) = compare(&exact, &counts, (chains * per_chain) as f64);
         // Order-one weights (|W| ≈ 0.4–0.7): the distribution is far from uniform.
         let max_p = exact.values().copied().fold(0.0, f64::max);
@@ -175,11 +170,9 @@ fn samples_do_not_depend_on_thread_count() {
             .unwrap();
         pool.install(|| {
             let settings = SamplerSettings {
-                moves: Moves::Exchange(
-                    Lattice::chain(12, nqs::config::Boundary::Periodic)
-                        .bonds()
-                        .to_vec(),
-                ),
+                rule: Arc::new(Exchange {
+                    bonds: Lattice::chain(12, Boundary::Periodic).bonds().to_vec(),
+                }),
                 sweep: 12,
                 thermalization: 20,
                 samples_per_chain: 50,

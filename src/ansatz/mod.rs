@@ -1,17 +1,31 @@
-//! Wavefunctions: the [`Ansatz`] trait and the RBM family.
+//! Wavefunctions: the [`Ansatz`] trait, the `[ansatz]` section and the RBM family.
 //!
 //! An ansatz gives `log ψ(σ)`, fast ratios `ψ(σ')/ψ(σ)` after flipping a set of sites using a
 //! per-chain cache, and the log-derivatives `O_k = ∂ log ψ / ∂p_k` with respect to its flat
 //! complex parameter vector.
+//!
+//! **Adding a wavefunction.** Implement [`Ansatz`] in a file of this module (its parameter
+//! layout documented there), give it a `kind` in [`AnsatzSpec`] and one arm in [`visit`]: the
+//! driver, the checkpoints (parameters are stored as a flat vector with the kind) and every
+//! command then work with it.
 
 mod rbm;
 
 pub use rbm::{Rbm, RbmCache, RbmKind};
 
+use crate::error::{check_count, check_range, Invalid};
+use crate::lattice::Lattice;
 use num_complex::Complex64;
+use serde::{Deserialize, Serialize};
 
 /// `ln cosh z`, stable for any |z|: cosh is even, so map `z → −z` when `Re z < 0`, then
 /// `ln cosh z = z + ln(1 + e^{−2z}) − ln 2` (the exponential has modulus ≤ 1).
+///
+/// ```
+/// use num_complex::Complex64;
+/// let z = nqs::ansatz::log_cosh(Complex64::new(-1000.0, 0.5));
+/// assert!((z.re - (1000.0 - std::f64::consts::LN_2)).abs() < 1e-9);
+/// ```
 #[inline]
 pub fn log_cosh(z: Complex64) -> Complex64 {
     let z = if z.re < 0.0 { -z } else { z };
@@ -19,10 +33,12 @@ pub fn log_cosh(z: Complex64) -> Complex64 {
 }
 
 /// A variational wavefunction with a per-chain cache for fast updates.
-pub trait Ansatz: Sync {
+pub trait Ansatz: Clone + Send + Sync {
     /// What a Markov chain keeps between moves (e.g. the RBM's θ).
     type Cache: Clone + Send + Sync;
 
+    /// The `kind` stored with the parameters (`rbm`, `rbm_symm`, …).
+    fn kind(&self) -> &'static str;
     fn n_sites(&self) -> usize;
     fn n_parameters(&self) -> usize;
     /// The flat parameter vector (layout documented by each implementation).
@@ -36,7 +52,7 @@ pub trait Ansatz: Sync {
     fn refresh(&self, sigma: &[i8], cache: &mut Self::Cache);
     /// `log ψ(σ)` of the configuration whose cache is given.
     fn log_psi(&self, sigma: &[i8], cache: &Self::Cache) -> Complex64;
-    /// `log ψ(σ') − log ψ(σ)` for σ' = σ with `flips` flipped; O(|flips|·M), no allocation.
+    /// `log ψ(σ') − log ψ(σ)` for σ' = σ with `flips` flipped; no allocation.
     fn log_ratio(&self, sigma: &[i8], cache: &Self::Cache, flips: &[usize]) -> Complex64;
     /// `ψ(σ')/ψ(σ)` (same as `exp(log_ratio)`, cheaper when no logarithm is needed).
     fn ratio(&self, sigma: &[i8], cache: &Self::Cache, flips: &[usize]) -> Complex64;
@@ -44,6 +60,137 @@ pub trait Ansatz: Sync {
     fn flip(&self, sigma: &mut [i8], cache: &mut Self::Cache, flips: &[usize]);
     /// `O_k(σ) = ∂ log ψ(σ)/∂p_k` into `out` (length `n_parameters`).
     fn log_derivatives(&self, sigma: &[i8], cache: &Self::Cache, out: &mut [Complex64]);
+
+    /// The dense-RBM structure of the log-derivatives, when they have it: then structured SR
+    /// never forms the samples × parameters matrix.
+    fn dense_rbm_layer(&self) -> Option<&dyn DenseRbmLayer<Self::Cache>> {
+        None
+    }
+}
+
+/// Log-derivatives of the dense-RBM form `O(σ) = (σ, t, t ⊗ σ)`: visible biases (N), hidden
+/// biases (M), weights `W_ji` row-major (M × N), with `t_j = tanh θ_j(σ)`.
+pub trait DenseRbmLayer<C>: Sync {
+    fn n_hidden(&self) -> usize;
+    /// `t_j = tanh θ_j` of the configuration whose cache is given.
+    fn activations(&self, cache: &C, out: &mut [Complex64]);
+}
+
+/// The `[ansatz]` section.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AnsatzSpec {
+    /// Dense RBM: `alpha·N` hidden units.
+    Rbm(RbmSpec),
+    /// Translation-symmetric RBM: `alpha` filters shared over the lattice translations.
+    RbmSymm(RbmSpec),
+}
+
+impl Default for AnsatzSpec {
+    fn default() -> Self {
+        AnsatzSpec::Rbm(RbmSpec::default())
+    }
+}
+
+/// Keys of both RBM kinds.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RbmSpec {
+    /// Hidden-unit density M/N (filters per site for rbm_symm).
+    #[serde(default = "default_alpha")]
+    pub alpha: usize,
+    /// Standard deviation of the random initial parameters (real and imaginary parts).
+    #[serde(default = "default_init_std")]
+    pub init_std: f64,
+}
+
+fn default_alpha() -> usize {
+    2
+}
+fn default_init_std() -> f64 {
+    0.01
+}
+
+impl Default for RbmSpec {
+    fn default() -> Self {
+        RbmSpec {
+            alpha: default_alpha(),
+            init_std: default_init_std(),
+        }
+    }
+}
+
+/// Largest `hidden units × sites` of an RBM (its weight tables).
+const MAX_WEIGHTS: u64 = 50_000_000;
+
+impl AnsatzSpec {
+    /// `rbm`, `rbm_symm`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnsatzSpec::Rbm(_) => "rbm",
+            AnsatzSpec::RbmSymm(_) => "rbm_symm",
+        }
+    }
+
+    fn rbm(&self) -> &RbmSpec {
+        match self {
+            AnsatzSpec::Rbm(s) | AnsatzSpec::RbmSymm(s) => s,
+        }
+    }
+
+    /// Hidden-unit density.
+    pub fn alpha(&self) -> usize {
+        self.rbm().alpha
+    }
+
+    /// Checks the keys against each other and the lattice.
+    pub fn validate(&self, lattice: &Lattice) -> Result<(), Invalid> {
+        let s = self.rbm();
+        check_count("ansatz.alpha", s.alpha, 1, 1024)?;
+        check_range("ansatz.init_std", s.init_std, 0.0, 10.0)?;
+        let n = lattice.n_sites();
+        let hidden = match self {
+            AnsatzSpec::Rbm(_) => s.alpha * n,
+            AnsatzSpec::RbmSymm(_) => {
+                if lattice.translations().len() < 2 {
+                    return Err(Invalid::new("ansatz.kind", "rbm_symm needs a periodic chain or square lattice (it shares weights over translations)"));
+                }
+                s.alpha * lattice.translations().len()
+            }
+        };
+        if hidden as u64 * n as u64 > MAX_WEIGHTS {
+            return Err(Invalid::new(
+                "ansatz.alpha",
+                format!(
+                    "{hidden} hidden units × {n} sites exceed the limit of {MAX_WEIGHTS} weights"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Something to do with the concrete ansatz of a specification (see [`visit`]).
+pub trait AnsatzVisitor {
+    type Output;
+    fn visit<A: Ansatz + 'static>(self, ansatz: A) -> Self::Output;
+}
+
+/// Builds the ansatz of a validated specification with random initial parameters from `seed`
+/// and hands it to `visitor`: the one place where kinds map to types.
+pub fn visit<V: AnsatzVisitor>(
+    spec: &AnsatzSpec,
+    lattice: &Lattice,
+    seed: u64,
+    visitor: V,
+) -> V::Output {
+    let s = spec.rbm();
+    let n = lattice.n_sites();
+    let kind = match spec {
+        AnsatzSpec::Rbm(_) => RbmKind::Dense { alpha: s.alpha },
+        AnsatzSpec::RbmSymm(_) => RbmKind::translation_symmetric(s.alpha, lattice),
+    };
+    visitor.visit(Rbm::random(n, kind, s.init_std, seed))
 }
 
 #[cfg(test)]

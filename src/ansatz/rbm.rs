@@ -23,7 +23,7 @@
 //!   of N weights; hidden unit (f, t) of translation t has `W_{(f,t), t(k)} = w_{f,k}`,
 //!   M = α·|T|. Derivatives sum over translations: `O_{w_{f,k}} = Σ_t tanh θ_{f,t} σ_{t(k)}`.
 
-use super::{log_cosh, Ansatz};
+use super::{log_cosh, Ansatz, DenseRbmLayer};
 use num_complex::Complex64;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -137,7 +137,7 @@ impl Rbm {
         rbm
     }
 
-    pub fn kind(&self) -> &RbmKind {
+    pub fn rbm_kind(&self) -> &RbmKind {
         &self.kind
     }
     pub fn n_hidden(&self) -> usize {
@@ -278,8 +278,32 @@ fn bounded_pair(theta: Complex64) -> (Complex64, Complex64) {
     }
 }
 
+impl DenseRbmLayer<RbmCache> for Rbm {
+    fn n_hidden(&self) -> usize {
+        self.m
+    }
+    fn activations(&self, cache: &RbmCache, out: &mut [Complex64]) {
+        for ((o, &b), &a) in out.iter_mut().zip(&cache.b_t).zip(&cache.a_t) {
+            *o = b - a;
+        }
+    }
+}
+
 impl Ansatz for Rbm {
     type Cache = RbmCache;
+
+    fn kind(&self) -> &'static str {
+        match self.kind {
+            RbmKind::Dense { .. } => "rbm",
+            RbmKind::Symmetric { .. } => "rbm_symm",
+        }
+    }
+    fn dense_rbm_layer(&self) -> Option<&dyn DenseRbmLayer<RbmCache>> {
+        match self.kind {
+            RbmKind::Dense { .. } => Some(self),
+            RbmKind::Symmetric { .. } => None,
+        }
+    }
 
     fn n_sites(&self) -> usize {
         self.n

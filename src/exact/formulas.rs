@@ -3,8 +3,9 @@
 //! All functions return energies in Pauli units (`σ`); divide by 4 (two-spin terms) or 2 (field
 //! terms) for spin units as [`reference_energy`] does.
 
-use crate::config::{Boundary, LatticeKind, ModelConfig, ModelKind, Units};
 use crate::error::{Error, Result};
+use crate::lattice::{Boundary, LatticeSpec};
+use crate::operator::{ModelKind, ModelSpec, Units};
 use ndarray::{Array1, Array2};
 
 /// Ground-state energy of the periodic spin-1/2 Heisenberg chain `H = J Σ_i σ_i·σ_{i+1}`
@@ -154,47 +155,40 @@ pub fn majumdar_ghosh(length: usize, coupling: f64) -> f64 {
 }
 
 /// An exact reference for a model, when a closed form applies: (energy in the model's units,
-/// method name).
-pub fn reference_energy(
-    lattice: &crate::config::LatticeConfig,
-    model: &ModelConfig,
-) -> Option<(f64, &'static str)> {
-    if lattice.kind != LatticeKind::Chain {
+/// method name). Closed forms are for the physical Hamiltonian, which the Marshall rotation
+/// does not change.
+pub fn reference_energy(lattice: &LatticeSpec, model: &ModelSpec) -> Option<(f64, &'static str)> {
+    let LatticeSpec::Chain(chain) = lattice else {
         return None;
-    }
-    let length = lattice.length?;
-    let j = model.J.unwrap_or(1.0);
+    };
+    let (length, periodic) = (chain.length, chain.boundary == Boundary::Periodic);
     let spin = model.units == Units::Spin;
     let sector_zero = model.total_sz.is_none_or(|s| s == 0.0);
-    match model.kind {
-        ModelKind::Heisenberg
-            if lattice.boundary == Boundary::Periodic
-                && length % 2 == 0
-                && length >= 4
-                && j > 0.0
-                && sector_zero =>
+    match &model.kind {
+        ModelKind::Heisenberg(s)
+            if periodic && length % 2 == 0 && length >= 4 && s.J > 0.0 && sector_zero =>
         {
-            let e = bethe_heisenberg_chain(length, j).ok()?;
+            let e = bethe_heisenberg_chain(length, s.J).ok()?;
             Some((if spin { e / 4.0 } else { e }, "bethe_ansatz"))
         }
-        ModelKind::Tfi if model.total_sz.is_none() => {
+        ModelKind::Tfi(s) if model.total_sz.is_none() => {
             let (jz, h) = if spin {
-                (j / 4.0, model.h.unwrap_or(1.0) / 2.0)
+                (s.J / 4.0, s.h / 2.0)
             } else {
-                (j, model.h.unwrap_or(1.0))
+                (s.J, s.h)
             };
-            let e = free_fermion_tfi_chain(length, jz, h, lattice.boundary).ok()?;
+            let e = free_fermion_tfi_chain(length, jz, h, chain.boundary).ok()?;
             Some((e, "free_fermions"))
         }
-        ModelKind::J1j2
-            if lattice.boundary == Boundary::Periodic
+        ModelKind::J1j2(s)
+            if periodic
                 && length % 2 == 0
                 && length >= 6
-                && j > 0.0
-                && (model.J2.unwrap_or(0.5) - 0.5 * j).abs() < 1e-15 * j.abs()
+                && s.J > 0.0
+                && (s.J2 - 0.5 * s.J).abs() < 1e-15 * s.J.abs()
                 && sector_zero =>
         {
-            let e = majumdar_ghosh(length, j);
+            let e = majumdar_ghosh(length, s.J);
             Some((if spin { e / 4.0 } else { e }, "majumdar_ghosh"))
         }
         _ => None,

@@ -38,6 +38,8 @@ pub struct LanczosParams {
     pub max_matvecs: usize,
     /// Seed of the random start vector.
     pub seed: u64,
+    /// Set from outside (a signal) to stop with an error at the next matrix-vector product.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for LanczosParams {
@@ -49,6 +51,7 @@ impl Default for LanczosParams {
             max_basis: 40,
             max_matvecs: 20_000,
             seed: 7,
+            cancel: None,
         }
     }
 }
@@ -60,6 +63,18 @@ pub struct LanczosInfo {
     pub restarts: usize,
     /// Final residual norms of the wanted Ritz pairs.
     pub residuals: Vec<f64>,
+}
+
+/// An error when `params.cancel` is set.
+fn check_cancel(params: &LanczosParams) -> Result<()> {
+    if params
+        .cancel
+        .as_ref()
+        .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        return Err(Error::Runtime("Lanczos: interrupted".into()));
+    }
+    Ok(())
 }
 
 /// Lowest eigenvalues (ascending) and their eigenvectors.
@@ -189,6 +204,7 @@ pub fn ground_state<T: Field>(
     let mut w = vec![T::ZERO; n];
     let mut beta_prev = 0.0;
     let (theta, y) = loop {
+        check_cancel(params)?;
         let (alpha, beta) = step(&v_prev, &v, &mut w, beta_prev);
         info.matvecs += 1;
         alphas.push(alpha);
@@ -280,6 +296,7 @@ pub fn thick_restart<T: Field>(
         let mut beta = 0.0;
         let mut residual: Option<Vec<T>> = None;
         for j in basis.len() - 1..m {
+            check_cancel(params)?;
             op.apply(&basis[j], &mut w);
             info.matvecs += 1;
             orthogonalize(locked, &mut w);

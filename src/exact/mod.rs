@@ -24,7 +24,7 @@ use serde::Serialize;
 use symmetry::{SymmetricBasis, SymmetricOperator};
 
 /// Which eigensolver to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// Dense below [`DENSE_LIMIT`] states, Lanczos above.
     Auto,
@@ -311,13 +311,61 @@ fn check_memory(bytes: u64, opts: &EdOptions, what: &str, suggestion: &str) -> R
     Ok(())
 }
 
+/// An exact ground-state energy to compare a variational result with.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reference {
+    /// In the model's units.
+    pub energy: f64,
+    /// `ed (lanczos)`, `bethe_ansatz`, `free_fermions`, `majumdar_ghosh`.
+    pub method: String,
+}
+
+/// Largest sector [`reference`] diagonalizes.
+pub const REFERENCE_ED_LIMIT: u64 = 1_000_000;
+
+/// The exact reference of a model: the program's own ED when its sector has at most
+/// [`REFERENCE_ED_LIMIT`] states, else a closed form (Bethe ansatz, free fermions,
+/// Majumdar–Ghosh), else None. Also None when `cancel` is set while it runs.
+pub fn reference(
+    hamiltonian: &Hamiltonian,
+    lattice: &Lattice,
+    lattice_spec: &crate::lattice::LatticeSpec,
+    model_spec: &crate::operator::ModelSpec,
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> Option<Reference> {
+    let n = lattice.n_sites();
+    let small = n <= 40
+        && SectorBasis::new(n, hamiltonian.n_up)
+            .map(|b| b.dimension())
+            .is_ok_and(|d| d <= REFERENCE_ED_LIMIT);
+    if small {
+        let mut opts = EdOptions::default();
+        opts.lanczos.eigenvectors = false;
+        opts.lanczos.cancel = cancel.clone();
+        if let Ok(r) = solve(hamiltonian, lattice, &opts) {
+            return Some(Reference {
+                energy: r.ground_state.energy,
+                method: format!("ed ({})", r.method()),
+            });
+        }
+        if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+            return None;
+        }
+    }
+    formulas::reference_energy(lattice_spec, model_spec).map(|(energy, method)| Reference {
+        energy,
+        method: method.to_string(),
+    })
+}
+
 /// Diagonalizes a Hamiltonian on a lattice.
 pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> Result<EdResult> {
     let n = lattice.n_sites();
     if n > 63 {
         return Err(Error::Resources(format!("exact diagonalization of {n} sites is impossible (2^{n} states); at most about 40 sites fit")));
     }
-    let op = &hamiltonian.operator;
+    // Always the physical operator: eigenvectors and sector labels leave the program.
+    let op = &hamiltonian.physical;
     let plain = SectorBasis::new(n, hamiltonian.n_up)?;
     let scalar_bytes = |complex: bool| if complex { 16 } else { 8 };
     let real_op = op.is_real();
@@ -548,30 +596,4 @@ fn expand(
         })
         .collect();
     (states, amplitudes)
-}
-
-/// Static structure factor `S(q) = (1/N) Σ_ij e^{i q·(r_j − r_i)} ⟨Z_i Z_j⟩` on the grid
-/// `q_d = 2π m_d / L_d` of a chain or square lattice (empty for custom graphs).
-pub fn structure_factor(lattice: &Lattice, zz: &Array2<f64>) -> Vec<(Vec<f64>, f64)> {
-    let n = lattice.n_sites();
-    let coords: Vec<Vec<usize>> = (0..n).map(|i| lattice.coordinates(i)).collect();
-    lattice
-        .momentum_indices()
-        .into_iter()
-        .map(|m| {
-            let q = lattice.momentum(&m);
-            let mut s = 0.0;
-            for i in 0..n {
-                for j in 0..n {
-                    let phase: f64 = q
-                        .iter()
-                        .enumerate()
-                        .map(|(d, qd)| qd * (coords[j][d] as f64 - coords[i][d] as f64))
-                        .sum();
-                    s += phase.cos() * zz[[i, j]];
-                }
-            }
-            (q, s / n as f64)
-        })
-        .collect()
 }

@@ -63,11 +63,22 @@ pub fn matmul<T: Field>(
     };
     let par = par(m * n * k);
     use faer::linalg::matmul::matmul as mm;
-    match (op_a, op_b) {
-        (Op::Plain, Op::Plain) => mm(dst, beta, a, b, alpha, par),
-        (Op::Adjoint, Op::Plain) => mm(dst, beta, a.adjoint(), b, alpha, par),
-        (Op::Plain, Op::Adjoint) => mm(dst, beta, a, b.adjoint(), alpha, par),
-        (Op::Adjoint, Op::Adjoint) => mm(dst, beta, a.adjoint(), b.adjoint(), alpha, par),
+    // Conjugation is a view property in faer, so the adjoint is a conjugated transpose.
+    let (a, conj_a) = match op_a {
+        Op::Plain => (a, false),
+        Op::Transpose => (a.transpose(), false),
+        Op::Adjoint => (a.transpose(), true),
+    };
+    let (b, conj_b) = match op_b {
+        Op::Plain => (b, false),
+        Op::Transpose => (b.transpose(), false),
+        Op::Adjoint => (b.transpose(), true),
+    };
+    match (conj_a, conj_b) {
+        (false, false) => mm(dst, beta, a, b, alpha, par),
+        (true, false) => mm(dst, beta, a.conjugate(), b, alpha, par),
+        (false, true) => mm(dst, beta, a, b.conjugate(), alpha, par),
+        (true, true) => mm(dst, beta, a.conjugate(), b.conjugate(), alpha, par),
     }
 }
 

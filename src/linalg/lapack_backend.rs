@@ -112,6 +112,7 @@ impl Scalar for Complex64 {
 fn transpose(op: Op) -> CBLAS_TRANSPOSE {
     match op {
         Op::Plain => CBLAS_TRANSPOSE::CblasNoTrans,
+        Op::Transpose => CBLAS_TRANSPOSE::CblasTrans,
         Op::Adjoint => CBLAS_TRANSPOSE::CblasConjTrans,
     }
 }

@@ -164,6 +164,8 @@ impl Field for Complex64 {
 pub enum Op {
     /// `A`.
     Plain,
+    /// `Aᵀ`.
+    Transpose,
     /// `A†` (conjugate transpose; the transpose for real matrices).
     Adjoint,
 }

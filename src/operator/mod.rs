@@ -11,13 +11,15 @@
 //! complex arithmetic beyond one multiply-add per term. Rows are written into a caller-provided
 //! [`Row`] buffer; no allocation happens per call once the buffer has grown.
 
-use crate::config::{ModelConfig, ModelKind, Units};
-use crate::error::{Error, Result};
-use crate::hilbert::n_up_for_total_sz;
-use crate::lattice::Lattice;
+mod model;
+
+pub use model::{
+    Hamiltonian, HeisenbergSpec, J1j2Spec, MarshallRotation, ModelKind, ModelSpec, PauliSpec,
+    TermSpec, TfiSpec, Units, XxzSpec, COUPLING_LIMIT,
+};
+
 use num_complex::Complex64;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// A single-site Pauli matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,7 +95,7 @@ impl PauliString {
         PauliString { coeff, ops }
     }
 
-    /// Parses letters and sites (already checked for length and letters).
+    /// Parses letters and sites (checked with [`check_pauli_string`]).
     pub fn parse(coeff: Complex64, letters: &str, sites: &[usize]) -> Self {
         let factors: Vec<(usize, Pauli)> = letters
             .chars()
@@ -116,6 +118,53 @@ impl PauliString {
             ops.join(" ")
         }
     }
+}
+
+/// Checks a Pauli string's letters (X, Y, Z, I) and that it has one site below `n_sites` per
+/// letter; `key` names it in the message.
+pub fn check_pauli_string(
+    key: &str,
+    ops: &str,
+    sites: &[usize],
+    n_sites: usize,
+) -> Result<(), crate::error::Invalid> {
+    use crate::error::{shorten, Invalid};
+    if ops.is_empty() {
+        return Err(Invalid::new(
+            format!("{key}.ops"),
+            "empty Pauli string; expected letters from X, Y, Z, I",
+        ));
+    }
+    if let Some(bad) = ops.chars().find(|c| !"XYZI".contains(*c)) {
+        return Err(Invalid::new(
+            format!("{key}.ops"),
+            format!(
+                "bad letter {bad:?} in \"{}\"; expected X, Y, Z or I",
+                shorten(ops)
+            ),
+        ));
+    }
+    if ops.chars().count() != sites.len() {
+        return Err(Invalid::new(
+            format!("{key}.sites"),
+            format!(
+                "has {} sites but ops \"{}\" has {} letters",
+                sites.len(),
+                shorten(ops),
+                ops.chars().count()
+            ),
+        ));
+    }
+    if let Some(&bad) = sites.iter().find(|&&s| s >= n_sites) {
+        return Err(Invalid::new(
+            format!("{key}.sites"),
+            format!(
+                "site {bad} out of range for a lattice of {n_sites} sites (0..={})",
+                n_sites - 1
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The non-zero off-diagonal elements of one row of an operator.
@@ -411,142 +460,6 @@ impl PauliSum {
                 let up_flipped = flips.iter().filter(|&&i| sigma[i] > 0).count();
                 2 * up_flipped == flips.len() || self.group_element(g, &sigma).norm() < 1e-14
             })
-        })
-    }
-}
-
-/// A validated model: the Hamiltonian, its sector and how it was built.
-#[derive(Clone, Debug)]
-pub struct Hamiltonian {
-    pub operator: PauliSum,
-    /// Number of up spins of the S^z sector to work in, if restricted.
-    pub n_up: Option<usize>,
-    pub units: Units,
-    pub kind: ModelKind,
-    pub marshall_sign: bool,
-}
-
-impl Hamiltonian {
-    /// Builds and validates the Hamiltonian of a model section on a lattice.
-    ///
-    /// Heisenberg `J Σ_<ij> (XX + YY + ZZ)`, XXZ `J Σ (XX + YY) + Jz Σ ZZ`,
-    /// TFI `−J Σ ZZ − h Σ X`, J1-J2 `J Σ_nn + J2 Σ_nnn` of the Heisenberg bond; in spin units
-    /// every Pauli factor becomes S = σ/2. The Marshall sign rotates sublattice 1 by `Π Z_i`
-    /// (X, Y → −X, −Y there), which flips the sign of XX+YY across sublattices.
-    pub fn from_config(model: &ModelConfig, lattice: &Lattice, path: &Path) -> Result<Self> {
-        let n = lattice.n_sites();
-        let j = model.J.unwrap_or(1.0);
-        let c = |v: f64| Complex64::new(v, 0.0);
-        let bond = |coeff: f64, [a, b]: [usize; 2], p: Pauli| {
-            PauliString::new(c(coeff), &[(a, p), (b, p)])
-        };
-        let heisenberg =
-            |coeff: f64, b: [usize; 2]| [Pauli::X, Pauli::Y, Pauli::Z].map(|p| bond(coeff, b, p));
-        let mut strings: Vec<PauliString> = Vec::new();
-        match model.kind {
-            ModelKind::Heisenberg => {
-                for &b in lattice.bonds() {
-                    strings.extend(heisenberg(j, b));
-                }
-            }
-            ModelKind::Xxz => {
-                let jz = model.Jz.unwrap_or(1.0);
-                for &b in lattice.bonds() {
-                    strings.extend([
-                        bond(j, b, Pauli::X),
-                        bond(j, b, Pauli::Y),
-                        bond(jz, b, Pauli::Z),
-                    ]);
-                }
-            }
-            ModelKind::Tfi => {
-                let h = model.h.unwrap_or(1.0);
-                for &b in lattice.bonds() {
-                    strings.push(bond(-j, b, Pauli::Z));
-                }
-                for i in 0..n {
-                    strings.push(PauliString::new(c(-h), &[(i, Pauli::X)]));
-                }
-            }
-            ModelKind::J1j2 => {
-                if lattice.next_bonds().is_empty() {
-                    return Err(Error::key(path, "model.kind", "j1j2 needs next-nearest-neighbour bonds (give lattice.next_edges for a custom lattice)"));
-                }
-                let j2 = model.J2.unwrap_or(0.5);
-                for &b in lattice.bonds() {
-                    strings.extend(heisenberg(j, b));
-                }
-                for &b in lattice.next_bonds() {
-                    strings.extend(heisenberg(j2, b));
-                }
-            }
-            ModelKind::Pauli => {
-                for (k, term) in model.terms.iter().enumerate() {
-                    if let Some(&bad) = term.sites.iter().find(|&&s| s >= n) {
-                        return Err(Error::key(
-                            path,
-                            &format!("model.terms[{k}].sites"),
-                            format!("site {bad} out of range for a lattice of {n} sites"),
-                        ));
-                    }
-                    strings.push(PauliString::parse(
-                        term.coeff.value(),
-                        &term.ops,
-                        &term.sites,
-                    ));
-                }
-            }
-        }
-        if model.units == Units::Spin {
-            for s in &mut strings {
-                s.coeff *= 0.5f64.powi(s.ops.len() as i32);
-            }
-        }
-        if model.marshall_sign {
-            let sub = lattice.sublattice().ok_or_else(|| {
-                Error::key(
-                    path,
-                    "model.marshall_sign",
-                    "the Marshall sign needs a bipartite lattice, and this one has odd loops",
-                )
-            })?;
-            for s in &mut strings {
-                let odd = s
-                    .ops
-                    .iter()
-                    .filter(|&&(i, p)| sub[i] == 1 && matches!(p, Pauli::X | Pauli::Y))
-                    .count()
-                    % 2;
-                if odd == 1 {
-                    s.coeff = -s.coeff;
-                }
-            }
-        }
-        let operator = PauliSum::new(n, strings);
-        if !operator.is_hermitian() {
-            return Err(Error::key(path, "model.terms", "the Hamiltonian is not Hermitian: after combining equal Pauli strings every coefficient must be real"));
-        }
-        let n_up = match model.total_sz {
-            None => None,
-            Some(sz) => {
-                if !operator.conserves_sz() {
-                    return Err(Error::key(
-                        path,
-                        "model.total_sz",
-                        "this model does not conserve total S^z, so it has no S^z sectors",
-                    ));
-                }
-                Some(n_up_for_total_sz(n, sz).ok_or_else(|| {
-                    Error::key(path, "model.total_sz", format!("no sector with total S^z = {sz} on {n} sites (need (N/2 + S^z) an integer in 0..=N)"))
-                })?)
-            }
-        };
-        Ok(Hamiltonian {
-            operator,
-            n_up,
-            units: model.units,
-            kind: model.kind,
-            marshall_sign: model.marshall_sign,
         })
     }
 }

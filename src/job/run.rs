@@ -1,0 +1,542 @@
+//! `nqs run`: the life of a VMC run around the [`Driver`].
+//!
+//! Invariants this module owns:
+//! - the output is chosen before any work (`--output`, else `run.output`, else
+//!   `runs/<model>.h5`; `--set` overrides of physics keys add a suffix such as `.J2=0.45` so that
+//!   sweeps never collide), checked writable, and owned through an [`OutputLock`];
+//! - an existing output is replaced only with `--force`, and continued only with `--resume` of
+//!   a run with the same physics ([`crate::config::compare`]; run-control keys may change);
+//! - a finished or checkpointed run is valid at every instant: before a finished file is turned
+//!   back into a live file its whole content is copied to the checkpoint; the final file is
+//!   written atomically after a last checkpoint, and the checkpoint is removed only then;
+//! - everything is validated before the first iteration, and a stop request (signal) is
+//!   honoured in the loop, the final measurement and the exact reference.
+
+use crate::ansatz::{self, Ansatz, AnsatzVisitor};
+use crate::config::{self, Model};
+use crate::dist::{on_root, Communicator};
+use crate::error::{Error, Result};
+use crate::exact::{self, Reference};
+use crate::io::{
+    self, checkpoint_path, copy_atomically, OutputLock, ResultsRecord, RootInfo, RunStore,
+    StateRecord,
+};
+use crate::vmc::{Driver, HistoryRow, IterationReport, Observer, RunState, StopFlag, Termination};
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+/// Command-line choices of `nqs run`.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `--output` (else `run.output`, else `runs/<model>.h5`).
+    pub output: Option<PathBuf>,
+    pub force: bool,
+    pub resume: bool,
+    /// Compute the exact reference for the summary.
+    pub reference: bool,
+    /// Threads of this process (recorded in the file).
+    pub threads: usize,
+}
+
+/// How `nqs run` ended (exit code 0 for all of them).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    Finished,
+    /// `--resume` of a run that already has the requested iterations.
+    AlreadyFinished,
+    /// A signal stopped it; the checkpoint holds the state.
+    Interrupted {
+        iteration: usize,
+        during: String,
+    },
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub output: PathBuf,
+    pub status: RunStatus,
+    pub iterations: usize,
+    pub n_parameters: usize,
+    pub n_samples: usize,
+    pub results: Option<ResultsRecord>,
+    pub reference: Option<Reference>,
+    pub wall_time: f64,
+    /// Median seconds per iteration of this process's iterations.
+    pub median_iteration_time: f64,
+}
+
+impl RunOutcome {
+    /// `|E − E_exact|/|E_exact|`.
+    pub fn relative_error(&self) -> Option<f64> {
+        let e = self.results.as_ref()?.energy.mean;
+        let x = self.reference.as_ref()?.energy;
+        Some(((e - x) / x).abs())
+    }
+
+    /// `N·Var(E)/E²`.
+    pub fn v_score(&self, n_sites: usize) -> Option<f64> {
+        let r = self.results.as_ref()?;
+        Some(n_sites as f64 * r.energy_variance / (r.energy.mean * r.energy.mean))
+    }
+}
+
+/// The output file of a run: `--output`, else `run.output`, else `runs/<model stem>.h5`; with
+/// `--set` overrides of physics keys (and no explicit output) the file name gets their suffix.
+pub fn output_path(model: &Model, cli_output: Option<&Path>) -> PathBuf {
+    if let Some(p) = cli_output {
+        return p.to_path_buf();
+    }
+    let base = model.config.run.output.clone().unwrap_or_else(|| {
+        let stem = model
+            .path
+            .file_stem()
+            .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from(format!("runs/{stem}.h5"))
+    });
+    let output_overridden = model.overrides.iter().any(|o| o.key == "run.output");
+    match config::override_suffix(&model.overrides) {
+        Some(suffix) if !output_overridden => {
+            let stem = base
+                .file_stem()
+                .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+            let ext = base
+                .extension()
+                .map_or("h5".into(), |e| e.to_string_lossy().into_owned());
+            base.with_file_name(format!("{stem}.{suffix}.{ext}"))
+        }
+        _ => base,
+    }
+}
+
+/// Where a run continues from.
+enum Source {
+    Fresh,
+    Stored { path: PathBuf, finished: bool },
+}
+
+/// Reads the state and configuration of a stored run file; exit code 2 when damaged.
+fn read_stored(path: &Path) -> Result<(StateRecord, RootInfo, bool)> {
+    let file = io::open_nqs_file(path)?;
+    let root = io::read_root(&file);
+    if root.command != "run" {
+        return Err(Error::file(
+            path,
+            format!(
+                "holds an `nqs {}` result, not a run; choose another --output",
+                root.command
+            ),
+        ));
+    }
+    let finished = io::read_attr::<u8>(&file, "finished").unwrap_or(0) == 1;
+    let state = io::read_state(&file, &HistoryRow::COLUMNS).map_err(|e| {
+        Error::bad_hdf5(
+            path,
+            "incomplete or damaged run state (remove the file to start over)",
+            e,
+        )
+    })?;
+    Ok((state, root, finished))
+}
+
+/// Picks what to continue from, checking every file it reads.
+fn choose_source(
+    output: &Path,
+    model: &Model,
+    options: &RunOptions,
+    notes: &mut Vec<String>,
+) -> Result<Source> {
+    let ckpt = checkpoint_path(output);
+    let (has_output, has_ckpt) = (output.exists(), ckpt.exists());
+    if !options.resume {
+        if (has_output || has_ckpt) && !options.force {
+            return Err(Error::output(
+                output,
+                "exists; continue it with --resume, choose another --output, or pass --force to replace it",
+            ));
+        }
+        return Ok(Source::Fresh);
+    }
+    // The finished output's iteration count, if the output is a finished run.
+    let mut live_config = None;
+    let output_state = if has_output {
+        let file = io::open_nqs_file(output)?;
+        let root = io::read_root(&file);
+        if root.command != "run" {
+            return Err(Error::file(
+                output,
+                format!("holds an `nqs {}` result, not a run: --resume continues runs only; choose another --output", if root.command.is_empty() { "?" } else { &root.command }),
+            ));
+        }
+        let finished = io::read_attr::<u8>(&file, "finished").unwrap_or(0) == 1;
+        let iteration = file
+            .group("optimizer")
+            .ok()
+            .and_then(|g| io::read_attr::<u64>(&g, "iteration").ok());
+        if !finished {
+            live_config = Some(root.config_text);
+        }
+        finished.then_some(iteration.unwrap_or(0))
+    } else {
+        None
+    };
+    let ckpt_iteration = if has_ckpt {
+        let (state, _, _) = read_stored(&ckpt)?;
+        Some(state.optimizer.iteration as u64)
+    } else {
+        None
+    };
+    Ok(match (output_state, ckpt_iteration) {
+        (Some(done), Some(at)) if done >= at => Source::Stored {
+            path: output.to_path_buf(),
+            finished: true,
+        },
+        (_, Some(_)) => Source::Stored {
+            path: ckpt,
+            finished: false,
+        },
+        (Some(_), None) => Source::Stored {
+            path: output.to_path_buf(),
+            finished: true,
+        },
+        (None, None) => {
+            if let Some(text) = live_config {
+                check_identity(&text, model, output, notes)?;
+            }
+            notes.push(if has_output {
+                format!("{}: no checkpoint yet (killed before the first one); starting from the beginning", output.display())
+            } else {
+                format!("{}: nothing to resume; starting a new run", output.display())
+            });
+            Source::Fresh
+        }
+    })
+}
+
+/// Refuses a resume whose physics differ; notes the run-control keys that changed.
+fn check_identity(
+    stored_text: &str,
+    model: &Model,
+    path: &Path,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let stored = config::parse_stored(stored_text).map_err(|e| Error::Resume {
+        path: path.to_path_buf(),
+        message: format!("its stored configuration cannot be read ({e})"),
+    })?;
+    let changes = config::compare(&stored, &model.config);
+    let (control, physics): (Vec<_>, Vec<_>) =
+        changes.into_iter().partition(|c| c.is_run_control());
+    if !physics.is_empty() {
+        return Err(Error::Resume {
+            path: path.to_path_buf(),
+            message: format!(
+                "the physics differ from the stored run ({}); only run-control keys may change (see README, \"Resume\"); use another --output for a new run",
+                physics.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
+            ),
+        });
+    }
+    for c in control {
+        notes.push(format!("changed on resume: {c}"));
+    }
+    Ok(())
+}
+
+/// Runs (or continues) the VMC optimization of `model`, writes the run file and returns what
+/// happened. `observers` see every iteration and the log lines.
+pub fn run(
+    model: &Model,
+    options: &RunOptions,
+    comm: &dyn Communicator,
+    observers: &mut [&mut dyn Observer],
+    stop: &StopFlag,
+) -> Result<RunOutcome> {
+    let seed = RunState::<ansatz::Rbm>::parameter_seed(&model.config.run);
+    ansatz::visit(
+        &model.config.ansatz,
+        &model.lattice,
+        seed,
+        RunVisitor {
+            model,
+            options,
+            comm,
+            observers,
+            stop,
+        },
+    )
+}
+
+struct RunVisitor<'a, 'b> {
+    model: &'a Model,
+    options: &'a RunOptions,
+    comm: &'a dyn Communicator,
+    observers: &'a mut [&'b mut dyn Observer],
+    stop: &'a StopFlag,
+}
+
+impl AnsatzVisitor for RunVisitor<'_, '_> {
+    type Output = Result<RunOutcome>;
+    fn visit<A: Ansatz + 'static>(self, ansatz: A) -> Result<RunOutcome> {
+        run_with(self, ansatz)
+    }
+}
+
+/// Keeps the median of the iteration times.
+struct Timer(Vec<f64>);
+
+impl Observer for Timer {
+    fn iteration(&mut self, _: &HistoryRow, report: &IterationReport) -> Result<()> {
+        self.0.push(report.seconds);
+        Ok(())
+    }
+}
+
+/// Appends every row to the live file (rank 0).
+struct HistoryWriter<'s>(&'s RefCell<Option<RunStore>>);
+
+impl Observer for HistoryWriter<'_> {
+    fn iteration(&mut self, row: &HistoryRow, _: &IterationReport) -> Result<()> {
+        match self.0.borrow_mut().as_mut() {
+            Some(store) => store.append(&row.values()),
+            None => Ok(()),
+        }
+    }
+}
+
+fn note(observers: &mut [&mut dyn Observer], line: &str) {
+    observers.iter_mut().for_each(|o| o.note(line));
+}
+
+fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
+    let RunVisitor {
+        model,
+        options,
+        comm,
+        observers,
+        stop,
+    } = v;
+    let start = std::time::Instant::now();
+    let problem = model.problem();
+    let output = output_path(model, options.output.as_deref());
+    let mut notes: Vec<String> = model.notes.clone();
+    // Every check before any work: the output, its ownership, the memory.
+    on_root(comm, || io::prepare_output(&output, true, "nqs run"))?;
+    let mut lock = None;
+    on_root(comm, || {
+        lock = Some(OutputLock::acquire(&output)?);
+        Ok(())
+    })?;
+    let chains = model.config.sampler.chains;
+    if chains < comm.size() {
+        return Err(Error::key(
+            &model.path,
+            "sampler.chains",
+            format!(
+                "{chains} chains are fewer than the {} MPI ranks; every rank needs a chain",
+                comm.size()
+            ),
+        ));
+    }
+    let threads_total = options.threads * comm.size();
+    if chains < threads_total {
+        notes.push(format!("{chains} chains for {} ranks × {} threads: some threads have no chain to sample; use sampler.chains ≥ {threads_total}", comm.size(), options.threads));
+    }
+    let mut state = RunState::new(&problem, ansatz, comm);
+    let n_parameters = state.ansatz.n_parameters();
+    let per_chain = state.sampler.settings.samples_per_chain;
+    let n_samples = per_chain * chains;
+    let memory = exact::available_memory() / 2;
+    let local_samples = per_chain * state.sampler.chains.len();
+    let row_bytes = match state.ansatz.dense_rbm_layer() {
+        Some(layer) => 16 * (state.ansatz.n_sites() + layer.n_hidden()) as u64,
+        None => 16 * n_parameters as u64,
+    };
+    if local_samples as u64 * row_bytes > memory {
+        return Err(Error::Resources(format!(
+            "{local_samples} samples × {} bytes of log-derivatives exceed the {:.1} GiB available per rank; lower sampler.samples or use more MPI ranks",
+            row_bytes,
+            memory as f64 / (1u64 << 30) as f64
+        )));
+    }
+    let source = choose_source(&output, model, options, &mut notes)?;
+    let mut start_time = io::utc_now();
+    let target = model.config.optimizer.iterations;
+    if let Source::Stored { path, finished } = &source {
+        let (record, root, _) = read_stored(path)?;
+        check_identity(&root.config_text, model, path, &mut notes)?;
+        state
+            .restore(&record, chains)
+            .map_err(|e| Error::file(path, format!("cannot resume: {e}")))?;
+        start_time = root.start_time;
+        if *finished && state.history.len() >= target {
+            for line in &notes {
+                note(observers, &format!("note: {line}"));
+            }
+            note(observers, &format!("{}: run already finished ({} iterations); nothing to do (raise optimizer.iterations to continue, or `nqs measure` to measure more)", output.display(), state.history.len()));
+            return Ok(RunOutcome {
+                output,
+                status: RunStatus::AlreadyFinished,
+                iterations: state.history.len(),
+                n_parameters,
+                n_samples,
+                results: None,
+                reference: None,
+                wall_time: start.elapsed().as_secs_f64(),
+                median_iteration_time: 0.0,
+            });
+        }
+        notes.push(format!(
+            "resuming {} at iteration {} (from {})",
+            output.display(),
+            state.history.len(),
+            path.display()
+        ));
+    }
+    let root = RootInfo {
+        command: "run".into(),
+        config_text: model.canonical_text(),
+        identity: config::identity(&model.config),
+        units: model.config.model.units.name().into(),
+        seed: model.config.run.seed,
+        ranks: comm.size(),
+        threads: options.threads,
+        start_time,
+    };
+    let mut driver = Driver::new(&problem, comm, state, memory);
+    notes.extend(driver.notes.drain(..).map(|n| format!("SR solver: {n}")));
+    for line in &notes {
+        note(observers, &format!("note: {line}"));
+    }
+    // Replace files only now, in an order that never loses a finished or checkpointed run.
+    let ckpt = checkpoint_path(&output);
+    let store = RefCell::new(None);
+    on_root(comm, || {
+        match &source {
+            Source::Stored {
+                path,
+                finished: true,
+            } => copy_atomically(path, &ckpt)?,
+            Source::Fresh if ckpt.exists() => std::fs::remove_file(&ckpt)
+                .map_err(|e| Error::io(&ckpt, "cannot remove the old checkpoint", e))?,
+            _ => {}
+        }
+        let rows: Vec<Vec<f64>> = driver
+            .state
+            .history
+            .iter()
+            .map(HistoryRow::values)
+            .collect();
+        let columns: Vec<String> = HistoryRow::COLUMNS.iter().map(|c| c.to_string()).collect();
+        *store.borrow_mut() = Some(RunStore::start(&output, &root, &columns, &rows)?);
+        Ok(())
+    })?;
+    let mut checkpoint = |state: &RunState<A>| -> Result<()> {
+        let record = state.record(&problem, comm);
+        on_root(comm, || match store.borrow().as_ref() {
+            Some(s) => s.checkpoint(&root, &record),
+            None => Ok(()),
+        })
+    };
+    let mut timer = Timer(Vec::new());
+    let mut writer = HistoryWriter(&store);
+    let termination = {
+        let mut all: Vec<&mut dyn Observer> = vec![&mut writer, &mut timer];
+        all.extend(observers.iter_mut().map(|o| &mut **o as &mut dyn Observer));
+        driver.run(target, &mut all, &mut checkpoint, stop)?
+    };
+    let mut outcome = RunOutcome {
+        output: output.clone(),
+        status: RunStatus::Finished,
+        iterations: driver.state.history.len(),
+        n_parameters,
+        n_samples,
+        results: None,
+        reference: None,
+        wall_time: 0.0,
+        median_iteration_time: {
+            let mut t = timer.0.clone();
+            t.sort_by(f64::total_cmp);
+            t.get(t.len() / 2).copied().unwrap_or(0.0)
+        },
+    };
+    let interrupted = |iteration: usize, during: &str| RunStatus::Interrupted {
+        iteration,
+        during: during.to_string(),
+    };
+    match termination {
+        Termination::Interrupted { iteration } => {
+            outcome.status = interrupted(iteration, "the optimization");
+            outcome.wall_time = start.elapsed().as_secs_f64();
+            return Ok(outcome);
+        }
+        Termination::NonFinite { iteration, message } => {
+            checkpoint(&driver.state)?;
+            return Err(Error::Numerical(format!(
+                "{message}: still not finite after {} attempts at iteration {iteration}; the state before it is in {} (try a smaller optimizer.learning_rate or a larger diag_shift, then --resume)",
+                crate::vmc::RETRIES,
+                ckpt.display()
+            )));
+        }
+        Termination::Finished => {}
+    }
+    // The optimized state is checkpointed before the final measurement, so nothing after this
+    // point can lose it.
+    checkpoint(&driver.state)?;
+    let per_chain = model
+        .config
+        .run
+        .observable_samples
+        .unwrap_or(4 * n_samples)
+        .div_ceil(chains);
+    note(
+        observers,
+        &format!("final estimate from {} fresh samples", per_chain * chains),
+    );
+    let Some(results) = driver.measure(per_chain, stop) else {
+        outcome.status = interrupted(outcome.iterations, "the final measurement");
+        outcome.wall_time = start.elapsed().as_secs_f64();
+        return Ok(outcome);
+    };
+    if !(results.energy.mean.is_finite() && results.energy.error.is_finite()) {
+        return Err(Error::Numerical(format!(
+            "the final energy estimate is not finite ({}); the optimized state is in {}",
+            results.energy.mean,
+            ckpt.display()
+        )));
+    }
+    if options.reference && comm.is_root() {
+        outcome.reference = exact::reference(
+            &model.hamiltonian,
+            &model.lattice,
+            &model.config.lattice,
+            &model.config.model,
+            Some(stop.signal.clone()),
+        );
+    }
+    if stop.requested_by_any(outcome.iterations, comm) {
+        outcome.status = interrupted(outcome.iterations, "the exact reference");
+        outcome.wall_time = start.elapsed().as_secs_f64();
+        return Ok(outcome);
+    }
+    let record = driver.state.record(&problem, comm);
+    on_root(comm, || {
+        let store = store.borrow_mut().take().expect("rank 0 holds the store");
+        let reference = outcome
+            .reference
+            .as_ref()
+            .map(|r| (r.energy, r.method.as_str()));
+        store
+            .finish(&root, &record, &results, reference)
+            .map(|_| ())
+            .map_err(|e| {
+                Error::Runtime(format!(
+                    "{e}; the optimized state is safe in {}: `nqs run … --resume` repeats the final measurement",
+                    ckpt.display()
+                ))
+            })
+    })?;
+    drop(lock);
+    outcome.results = Some(results);
+    outcome.wall_time = start.elapsed().as_secs_f64();
+    Ok(outcome)
+}

@@ -1,0 +1,441 @@
+//! Stochastic reconfiguration: solve `(S + shift) δ = F` with `S = X†X`, `F = X†y`.
+//!
+//! Shifts: additive `S + εI`, or multiplicative `S + ε diag(S)`. Solvers behind [`SrSolver`]:
+//! - [`Dense`]: S from row blocks of X (never the whole N_s × P matrix), Cholesky, and the
+//!   eigenvalue pseudo-inverse when the factorization fails;
+//! - [`ConjugateGradient`]: matrix-free `S v = X†(X v)`, warm-started; with the multiplicative
+//!   shift preconditioned by `(1 + ε) diag(S)` (the same iterates as CG on the rescaled system);
+//! - [`Kernel`]: the push-through identity `δ = X†(XX† + εI)^{−1} y` with the N_s × N_s kernel —
+//!   for a dense RBM formed from the factors in `N_s²(N + M)` work — one Cholesky, no cap, no
+//!   warm start (additive shift only: `X diag(S)^{−1} X†` does not factor).
+//!
+//! Every solver returns what it did ([`SolveInfo`]); the true relative residual
+//! `‖(S + shift)δ − F‖/‖F‖` is computed for all of them.
+
+use super::jacobian::{covariance, materialized_kernel, Jacobian, Materialized};
+use crate::dist::Communicator;
+use crate::error::{Error, Result};
+use crate::linalg::{self, PsdMethod};
+use num_complex::Complex64;
+use serde::{Deserialize, Serialize};
+
+const ZERO: Complex64 = Complex64::new(0.0, 0.0);
+
+/// The diagonal regularization of S.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Shift {
+    /// `S + ε I`.
+    Additive(f64),
+    /// `S + ε diag(S)`.
+    Multiplicative(f64),
+}
+
+/// `optimizer.solver`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SolverKind {
+    #[default]
+    Auto,
+    Dense,
+    Cg,
+    /// The N_s × N_s kernel (push-through identity).
+    Sample,
+}
+
+/// What one solve did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SolveInfo {
+    /// `dense`, `cg`, `sample`, with the representation of X.
+    pub path: String,
+    /// CG iterations (0 for direct solves).
+    pub iterations: usize,
+    /// `‖(S + shift)δ − F‖/‖F‖`.
+    pub residual: f64,
+    /// False when CG stopped at its iteration cap.
+    pub converged: bool,
+    /// A fallback taken (pseudo-inverse, dropped eigenvalues).
+    pub fallback: Option<String>,
+}
+
+impl SolveInfo {
+    /// One line for the log: `cg 37 its, residual 8.1e-9` or `cg 200 its (CAP), residual 3e-4`.
+    pub fn summary(&self) -> String {
+        let its = if self.iterations > 0 {
+            format!(
+                " {} its{}",
+                self.iterations,
+                if self.converged { "" } else { " (cap)" }
+            )
+        } else {
+            String::new()
+        };
+        let fallback = self
+            .fallback
+            .as_ref()
+            .map_or(String::new(), |f| format!(", {f}"));
+        format!("{}{its}, res {:.1e}{fallback}", self.path, self.residual)
+    }
+}
+
+/// A solver of the SR equations.
+pub trait SrSolver: Send + Sync {
+    /// Solves `(X†X + shift) δ = f`; `f = X†y` is the (global) gradient, `y` this process's
+    /// rows of the right-hand side, `warm` a start vector (may be empty).
+    fn solve(
+        &self,
+        x: &mut dyn Jacobian,
+        f: &[Complex64],
+        y: &[Complex64],
+        shift: Shift,
+        warm: &[Complex64],
+        comm: &dyn Communicator,
+    ) -> Result<(Vec<Complex64>, SolveInfo)>;
+}
+
+fn norm(v: &[Complex64]) -> f64 {
+    v.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt()
+}
+
+/// `X† w` summed over processes.
+pub fn adjoint_product(
+    x: &mut dyn Jacobian,
+    w: &[Complex64],
+    comm: &dyn Communicator,
+) -> Vec<Complex64> {
+    let mut out = vec![ZERO; x.n_parameters()];
+    x.apply_adjoint(w, &mut out);
+    comm.sum_c64(&mut out);
+    out
+}
+
+/// `diag(S)` summed over processes.
+fn diagonal(x: &mut dyn Jacobian, comm: &dyn Communicator) -> Vec<f64> {
+    let mut d = vec![0.0; x.n_parameters()];
+    x.column_norms(&mut d);
+    comm.sum_f64(&mut d);
+    d
+}
+
+/// `(S + shift) v` (global), with `diag` = diag(S) for the multiplicative shift.
+fn apply_shifted(
+    x: &mut dyn Jacobian,
+    v: &[Complex64],
+    shift: Shift,
+    diag: &[f64],
+    scratch: &mut [Complex64],
+    comm: &dyn Communicator,
+) -> Vec<Complex64> {
+    x.apply(v, scratch);
+    let mut out = adjoint_product(x, scratch, comm);
+    match shift {
+        Shift::Additive(eps) => out.iter_mut().zip(v).for_each(|(o, v)| *o += v * eps),
+        Shift::Multiplicative(eps) => out
+            .iter_mut()
+            .zip(v)
+            .zip(diag)
+            .for_each(|((o, v), d)| *o += v * (eps * d)),
+    }
+    out
+}
+
+/// The relative residual `‖(S + shift)δ − F‖/‖F‖`.
+fn residual(
+    x: &mut dyn Jacobian,
+    delta: &[Complex64],
+    f: &[Complex64],
+    shift: Shift,
+    diag: &[f64],
+    comm: &dyn Communicator,
+) -> f64 {
+    let mut scratch = vec![ZERO; x.n_local()];
+    let a_delta = apply_shifted(x, delta, shift, diag, &mut scratch, comm);
+    let r: Vec<Complex64> = a_delta.iter().zip(f).map(|(a, b)| a - b).collect();
+    norm(&r) / norm(f).max(1e-300)
+}
+
+fn check_finite(delta: &[Complex64], path: &str) -> Result<()> {
+    if delta.iter().all(|z| z.re.is_finite() && z.im.is_finite()) {
+        Ok(())
+    } else {
+        Err(Error::Numerical(format!(
+            "SR ({path}): the solution is not finite"
+        )))
+    }
+}
+
+/// Dense S, Cholesky, pseudo-inverse fallback.
+pub struct Dense;
+
+impl SrSolver for Dense {
+    fn solve(
+        &self,
+        x: &mut dyn Jacobian,
+        f: &[Complex64],
+        _y: &[Complex64],
+        shift: Shift,
+        _warm: &[Complex64],
+        comm: &dyn Communicator,
+    ) -> Result<(Vec<Complex64>, SolveInfo)> {
+        let path = format!("dense ({})", x.representation());
+        let mut s_matrix = covariance(x);
+        comm.sum_c64(s_matrix.as_slice_mut().expect("contiguous"));
+        let diag: Vec<f64> = (0..f.len()).map(|k| s_matrix[[k, k]].re).collect();
+        for (k, &d) in diag.iter().enumerate() {
+            s_matrix[[k, k]] += match shift {
+                Shift::Additive(eps) => eps,
+                Shift::Multiplicative(eps) => eps * d,
+            };
+        }
+        let (delta, method) = linalg::solve_psd(s_matrix.view(), f)?;
+        check_finite(&delta, &path)?;
+        let fallback = match method {
+            PsdMethod::Cholesky => None,
+            PsdMethod::PseudoInverse { dropped } => Some(format!(
+                "Cholesky failed: pseudo-inverse, {dropped} eigenvalues dropped"
+            )),
+        };
+        let residual = residual(x, &delta, f, shift, &diag, comm);
+        Ok((
+            delta,
+            SolveInfo {
+                path,
+                iterations: 0,
+                residual,
+                converged: true,
+                fallback,
+            },
+        ))
+    }
+}
+
+/// Conjugate gradients on `(S + shift) δ = F`.
+pub struct ConjugateGradient {
+    /// Stop when `‖r‖ ≤ tolerance · ‖F‖`.
+    pub tolerance: f64,
+    pub max_iterations: usize,
+}
+
+impl SrSolver for ConjugateGradient {
+    fn solve(
+        &self,
+        x: &mut dyn Jacobian,
+        f: &[Complex64],
+        _y: &[Complex64],
+        shift: Shift,
+        warm: &[Complex64],
+        comm: &dyn Communicator,
+    ) -> Result<(Vec<Complex64>, SolveInfo)> {
+        let path = format!("cg ({})", x.representation());
+        let p = f.len();
+        let diag = match shift {
+            Shift::Multiplicative(_) => diagonal(x, comm),
+            Shift::Additive(_) => vec![],
+        };
+        // Jacobi preconditioner for the multiplicative shift: the rescaled system's CG.
+        let precondition = |r: &[Complex64]| -> Vec<Complex64> {
+            match shift {
+                Shift::Multiplicative(eps) => r
+                    .iter()
+                    .zip(&diag)
+                    .map(|(v, d)| if *d > 0.0 { v / ((1.0 + eps) * d) } else { *v })
+                    .collect(),
+                Shift::Additive(_) => r.to_vec(),
+            }
+        };
+        let mut scratch = vec![ZERO; x.n_local()];
+        let mut delta = if warm.len() == p {
+            warm.to_vec()
+        } else {
+            vec![ZERO; p]
+        };
+        let a_delta = apply_shifted(x, &delta, shift, &diag, &mut scratch, comm);
+        let mut r: Vec<Complex64> = f.iter().zip(&a_delta).map(|(a, b)| a - b).collect();
+        let mut z = precondition(&r);
+        let mut d = z.clone();
+        let mut rz: f64 = r.iter().zip(&z).map(|(a, b)| (a.conj() * b).re).sum();
+        let target = self.tolerance * norm(f);
+        let mut iterations = 0;
+        let mut converged = norm(&r) <= target;
+        while !converged && iterations < self.max_iterations {
+            let q = apply_shifted(x, &d, shift, &diag, &mut scratch, comm);
+            let dq: f64 = d.iter().zip(&q).map(|(a, b)| (a.conj() * b).re).sum();
+            let alpha = rz / dq;
+            if !alpha.is_finite() {
+                return Err(Error::Numerical(format!(
+                    "SR ({path}): breakdown at iteration {iterations} (d·Sd = {dq:e})"
+                )));
+            }
+            delta.iter_mut().zip(&d).for_each(|(x, d)| *x += d * alpha);
+            r.iter_mut().zip(&q).for_each(|(r, q)| *r -= q * alpha);
+            iterations += 1;
+            let r_norm = norm(&r);
+            if !r_norm.is_finite() {
+                return Err(Error::Numerical(format!(
+                    "SR ({path}): the residual is not finite at iteration {iterations}"
+                )));
+            }
+            converged = r_norm <= target;
+            z = precondition(&r);
+            let rz_new: f64 = r.iter().zip(&z).map(|(a, b)| (a.conj() * b).re).sum();
+            let beta = rz_new / rz;
+            d.iter_mut().zip(&z).for_each(|(d, z)| *d = z + *d * beta);
+            rz = rz_new;
+        }
+        check_finite(&delta, &path)?;
+        let residual = residual(x, &delta, f, shift, &diag, comm);
+        Ok((
+            delta,
+            SolveInfo {
+                path,
+                iterations,
+                residual,
+                converged,
+                fallback: None,
+            },
+        ))
+    }
+}
+
+/// The push-through identity with the N_s × N_s kernel.
+pub struct Kernel;
+
+impl SrSolver for Kernel {
+    fn solve(
+        &self,
+        x: &mut dyn Jacobian,
+        f: &[Complex64],
+        y: &[Complex64],
+        shift: Shift,
+        _warm: &[Complex64],
+        comm: &dyn Communicator,
+    ) -> Result<(Vec<Complex64>, SolveInfo)> {
+        let Shift::Additive(eps) = shift else {
+            return Err(Error::Input(
+                "optimizer.solver = \"sample\" needs diag_shift_kind = \"additive\"".into(),
+            ));
+        };
+        let path = format!("sample ({})", x.representation());
+        let mut kernel = match x.structured_kernel(comm) {
+            Some(k) => k,
+            None if comm.size() == 1 => {
+                let mut rows = ndarray::Array2::zeros((x.n_local(), x.n_parameters()));
+                x.rows(0, rows.view_mut());
+                let n = rows.nrows();
+                materialized_kernel(&Materialized::from_parts(rows, 0, n))
+            }
+            None => {
+                return Err(Error::Input("optimizer.solver = \"sample\" with several MPI ranks needs a dense RBM (structured kernel); use \"cg\"".into()));
+            }
+        };
+        // The right-hand side of every process, in global row order.
+        let total = x.n_total();
+        let mut y_all = vec![ZERO; total];
+        y_all[x.first_row()..x.first_row() + y.len()].copy_from_slice(y);
+        comm.sum_c64(&mut y_all);
+        for k in 0..total {
+            kernel[[k, k]] += eps;
+        }
+        let (mut z, method) = linalg::solve_psd(kernel.view(), &y_all)?;
+        // Every process continues from rank 0's bits.
+        comm.broadcast_c64(&mut z);
+        let local = &z[x.first_row()..x.first_row() + x.n_local()];
+        let delta = adjoint_product(x, local, comm);
+        check_finite(&delta, &path)?;
+        let fallback = match method {
+            PsdMethod::Cholesky => None,
+            PsdMethod::PseudoInverse { dropped } => Some(format!(
+                "Cholesky failed: pseudo-inverse, {dropped} eigenvalues dropped"
+            )),
+        };
+        let residual = residual(x, &delta, f, shift, &[], comm);
+        Ok((
+            delta,
+            SolveInfo {
+                path,
+                iterations: 0,
+                residual,
+                converged: true,
+                fallback,
+            },
+        ))
+    }
+}
+
+/// The sizes `auto` decides from.
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemSize {
+    /// Samples over all processes.
+    pub samples: usize,
+    pub parameters: usize,
+    /// `(N, M)` when X is a structured dense RBM.
+    pub rbm: Option<(usize, usize)>,
+    pub ranks: usize,
+    /// Bytes a solver may allocate.
+    pub memory: u64,
+    pub multiplicative: bool,
+}
+
+/// The solver `auto` picks, and why: the cheapest by multiply-add count within the memory
+/// budget. Dense: `N_s P²/R + P³/3`; sample: `N_s²(N + M) + N_s³/3` (structured) or
+/// `N_s² P + N_s³/3`; CG: about 100 iterations of two products, `4 N_s N M/R` (structured) or
+/// `2 N_s P/R` each. `sample` needs the additive shift, and several ranks only when structured.
+pub fn choose(size: &ProblemSize) -> (SolverKind, String) {
+    let (ns, p, r) = (
+        size.samples as f64,
+        size.parameters as f64,
+        size.ranks as f64,
+    );
+    let product = match size.rbm {
+        Some((n, m)) => 2.0 * ns * n as f64 * m as f64,
+        None => ns * p,
+    };
+    let cg = 100.0 * 2.0 * product / r;
+    let dense = ns * p * p / r + p * p * p / 3.0;
+    let sample = match size.rbm {
+        Some((n, m)) => ns * ns * (n + m) as f64 + ns * ns * ns / 3.0,
+        None => ns * ns * p + ns * ns * ns / 3.0,
+    };
+    let fits = |dim: f64| dim * dim * 16.0 * 3.0 < size.memory as f64;
+    let mut best = (cg, SolverKind::Cg);
+    let mut why = vec![format!("cg ~{cg:.1e} (100 its)")];
+    if fits(p) {
+        why.push(format!("dense ~{dense:.1e}"));
+        if dense < best.0 {
+            best = (dense, SolverKind::Dense);
+        }
+    } else {
+        why.push("dense: S does not fit in memory".into());
+    }
+    let sample_ok = !size.multiplicative && (size.ranks == 1 || size.rbm.is_some());
+    if sample_ok && fits(ns) {
+        why.push(format!("sample ~{sample:.1e}"));
+        if sample < best.0 {
+            best = (sample, SolverKind::Sample);
+        }
+    } else if size.multiplicative {
+        why.push("sample: needs the additive shift".into());
+    } else if !fits(ns) {
+        why.push("sample: the kernel does not fit in memory".into());
+    } else {
+        why.push("sample: several ranks need a dense RBM".into());
+    }
+    let name = match best.1 {
+        SolverKind::Dense => "dense",
+        SolverKind::Sample => "sample",
+        _ => "cg",
+    };
+    (
+        best.1,
+        format!(
+            "auto chose {name} for {} samples × {} parameters{} ({}; multiply-adds)",
+            size.samples,
+            size.parameters,
+            if size.rbm.is_some() {
+                " (structured RBM)"
+            } else {
+                ""
+            },
+            why.join(", ")
+        ),
+    )
+}

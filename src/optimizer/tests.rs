@@ -1,0 +1,233 @@
+use super::jacobian::{materialized_kernel, Centering, Jacobian, Materialized, StructuredRbm};
+use super::sr::{self, ConjugateGradient, Dense, Kernel, Shift, SrSolver};
+use super::*;
+use crate::ansatz::{Ansatz, Rbm, RbmKind};
+use crate::dist::Serial;
+use crate::sampler::SampleSet;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+fn random_samples(rbm: &Rbm, ns: usize, seed: u64) -> SampleSet<crate::ansatz::RbmCache> {
+    let n = rbm.n_sites();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let sigma: Vec<i8> = (0..ns * n)
+        .map(|_| if rng.random::<bool>() { 1 } else { -1 })
+        .collect();
+    let caches = (0..ns)
+        .map(|s| {
+            let mut c = rbm.new_cache();
+            rbm.refresh(&sigma[s * n..(s + 1) * n], &mut c);
+            c
+        })
+        .collect();
+    SampleSet {
+        n_sites: n,
+        samples_per_chain: ns,
+        sigma,
+        caches,
+    }
+}
+
+fn random_vector(len: usize, seed: u64) -> Vec<Complex64> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    (0..len)
+        .map(|_| Complex64::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5))
+        .collect()
+}
+
+fn relative_difference(a: &[Complex64], b: &[Complex64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y).norm_sqr()).sum();
+    let scale: f64 = b.iter().map(|y| y.norm_sqr()).sum();
+    (diff / scale.max(1e-300)).sqrt()
+}
+
+fn solve(
+    solver: &dyn SrSolver,
+    x: &mut dyn Jacobian,
+    y: &[Complex64],
+    shift: Shift,
+) -> (Vec<Complex64>, SolveInfo) {
+    let f = sr::adjoint_product(x, y, &Serial);
+    solver.solve(x, &f, y, shift, &[], &Serial).unwrap()
+}
+
+/// Structured and materialized X give the same products, kernel and SR steps (both shifts,
+/// centred and uncentred, complex parameters) for N = 4..24, α = 1..4.
+#[test]
+fn structured_sr_equals_materialized_sr() {
+    let cg = ConjugateGradient {
+        tolerance: 1e-14,
+        max_iterations: 20_000,
+    };
+    for (case, &(n, alpha, ns)) in [
+        (4, 1, 40),
+        (7, 2, 60),
+        (12, 3, 90),
+        (17, 2, 300),
+        (24, 4, 150),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let rbm = Rbm::random(n, RbmKind::Dense { alpha }, 0.3, case as u64 + 11);
+        let samples = random_samples(&rbm, ns, case as u64 + 5);
+        let y = random_vector(ns, case as u64 + 7);
+        let p = rbm.n_parameters();
+        for centering in [Centering::Centred, Centering::Uncentred] {
+            let mut reference = Materialized::new(&rbm, &samples, 0, ns, centering, &Serial);
+            let layer = rbm.dense_rbm_layer().unwrap();
+            let mut structured = StructuredRbm::new(layer, &samples, 0, ns, centering, &Serial);
+            // Products.
+            let v = random_vector(p, 3);
+            let (mut a, mut b) = (vec![ZERO; ns], vec![ZERO; ns]);
+            reference.apply(&v, &mut a);
+            structured.apply(&v, &mut b);
+            assert!(relative_difference(&b, &a) < 1e-12, "X v, case {case}");
+            let (mut a, mut b) = (vec![ZERO; p], vec![ZERO; p]);
+            reference.apply_adjoint(&y, &mut a);
+            structured.apply_adjoint(&y, &mut b);
+            assert!(relative_difference(&b, &a) < 1e-12, "X† w, case {case}");
+            let (mut a, mut b) = (vec![0.0; p], vec![0.0; p]);
+            reference.column_norms(&mut a);
+            structured.column_norms(&mut b);
+            for (x, y) in a.iter().zip(&b) {
+                assert!(
+                    (x - y).abs() <= 1e-11 * x.abs().max(1e-3),
+                    "diag S, case {case}"
+                );
+            }
+            let k_ref = materialized_kernel(&reference);
+            let k = structured.structured_kernel(&Serial).unwrap();
+            let scale = k_ref.iter().map(|z| z.norm()).fold(0.0, f64::max);
+            assert!(
+                (&k - &k_ref).iter().all(|z| z.norm() < 1e-12 * scale),
+                "kernel, case {case}"
+            );
+            // Steps: the materialized dense solve is the reference.
+            for shift in [Shift::Additive(0.05), Shift::Multiplicative(0.05)] {
+                let (exact, info) = solve(&Dense, &mut reference, &y, shift);
+                assert!(info.residual < 1e-10, "{info:?}");
+                let mut candidates: Vec<(&str, Vec<Complex64>)> = vec![
+                    (
+                        "dense/structured",
+                        solve(&Dense, &mut structured, &y, shift).0,
+                    ),
+                    ("cg/structured", solve(&cg, &mut structured, &y, shift).0),
+                    ("cg/materialized", solve(&cg, &mut reference, &y, shift).0),
+                ];
+                if matches!(shift, Shift::Additive(_)) {
+                    candidates.push((
+                        "sample/structured",
+                        solve(&Kernel, &mut structured, &y, shift).0,
+                    ));
+                    candidates.push((
+                        "sample/materialized",
+                        solve(&Kernel, &mut reference, &y, shift).0,
+                    ));
+                }
+                for (name, delta) in candidates {
+                    let d = relative_difference(&delta, &exact);
+                    assert!(
+                        d < 1e-10,
+                        "{name}, case {case}, {centering:?}, {shift:?}: {d:e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn singular_s_falls_back_to_the_pseudo_inverse() {
+    let ns = 20;
+    let mut o = ndarray::Array2::from_shape_vec((ns, 10), random_vector(ns * 10, 4)).unwrap();
+    o.column_mut(3).fill(ZERO);
+    o.column_mut(7).fill(ZERO);
+    let mut x = Materialized::from_log_derivatives(o, 0, ns, Centering::Uncentred, &Serial);
+    let y = random_vector(ns, 5);
+    let (delta, info) = solve(&Dense, &mut x, &y, Shift::Additive(0.0));
+    assert!(
+        info.fallback.as_deref().unwrap().contains("pseudo-inverse"),
+        "{info:?}"
+    );
+    assert!(delta[3].norm() < 1e-12 && delta[7].norm() < 1e-12);
+}
+
+#[test]
+fn cg_reports_its_cap_and_non_finite_inputs_are_errors() {
+    let ns = 50;
+    let o = ndarray::Array2::from_shape_vec((ns, 40), random_vector(ns * 40, 6)).unwrap();
+    let mut x = Materialized::from_log_derivatives(o.clone(), 0, ns, Centering::Centred, &Serial);
+    let y = random_vector(ns, 7);
+    let capped = ConjugateGradient {
+        tolerance: 1e-14,
+        max_iterations: 3,
+    };
+    let (_, info) = solve(&capped, &mut x, &y, Shift::Additive(1e-4));
+    assert!(!info.converged && info.iterations == 3, "{info:?}");
+    assert!(info.summary().contains("(cap)"));
+    let mut bad = o;
+    bad[[2, 2]] = Complex64::new(f64::NAN, 0.0);
+    let mut x = Materialized::from_log_derivatives(bad, 0, ns, Centering::Centred, &Serial);
+    let f = sr::adjoint_product(&mut x, &y, &Serial);
+    let cg = ConjugateGradient {
+        tolerance: 1e-8,
+        max_iterations: 100,
+    };
+    assert!(cg
+        .solve(&mut x, &f, &y, Shift::Additive(0.01), &[], &Serial)
+        .is_err());
+    assert!(Dense
+        .solve(&mut x, &f, &y, Shift::Additive(0.01), &[], &Serial)
+        .is_err());
+}
+
+#[test]
+fn auto_prefers_the_kernel_when_samples_are_fewer_than_parameters() {
+    let size = sr::ProblemSize {
+        samples: 1008,
+        parameters: 4032,
+        rbm: Some((36, 108)),
+        ranks: 1,
+        memory: 8 << 30,
+        multiplicative: false,
+    };
+    let (kind, why) = sr::choose(&size);
+    assert_eq!(kind, SolverKind::Sample, "{why}");
+    assert!(why.contains("structured"));
+    let (kind, _) = sr::choose(&sr::ProblemSize {
+        multiplicative: true,
+        ..size
+    });
+    assert_ne!(kind, SolverKind::Sample);
+}
+
+#[test]
+fn a_failed_step_leaves_the_state_unchanged() {
+    let spec: OptimizerSpec = toml::from_str("kind = \"adam\"").unwrap();
+    let size = sr::ProblemSize {
+        samples: 10,
+        parameters: 4,
+        rbm: None,
+        ranks: 1,
+        memory: 1 << 30,
+        multiplicative: false,
+    };
+    let (optimizer, _) = Optimizer::new(&spec, &size);
+    let mut o = ndarray::Array2::from_shape_vec((10, 4), random_vector(40, 8)).unwrap();
+    let mut x = Materialized::from_log_derivatives(o.clone(), 0, 10, Centering::Centred, &Serial);
+    let state = OptimizerState::default();
+    let good = optimizer
+        .step(&state, &mut x, &random_vector(10, 9), &Serial)
+        .unwrap();
+    assert_eq!(good.state.iteration, 1);
+    assert_eq!(good.state.adam.m.len(), 4);
+    o[[0, 0]] = Complex64::new(f64::INFINITY, 0.0);
+    let mut x = Materialized::from_log_derivatives(o, 0, 10, Centering::Centred, &Serial);
+    let before = good.state.clone();
+    assert!(optimizer
+        .step(&good.state, &mut x, &random_vector(10, 9), &Serial)
+        .is_err());
+    assert_eq!(good.state, before);
+}
