@@ -31,13 +31,17 @@ fn register_font() -> Result<()> {
     }
 }
 
-/// Draws `input`'s history into the PNG `output` (an existing PNG only with `force`).
-///
-/// Only finite values are drawn: iterations with a non-finite energy are skipped, the variance
-/// panel shows the positive finite variances (and says so when there are none, as for an exact
-/// eigenstate).
-pub fn plot_run(input: &Path, output: &Path, force: bool) -> Result<()> {
-    crate::io::prepare_output(output, force, "nqs plot -o")?;
+/// The finite part of a run's history.
+struct Series {
+    iteration: Vec<f64>,
+    energy: Vec<f64>,
+    error: Vec<f64>,
+    variance: Vec<f64>,
+    exact: Option<f64>,
+}
+
+/// Reads the history of a run file, keeping the iterations whose energy is finite.
+fn read_series(input: &Path) -> Result<Series> {
     let file = open_nqs_file(input)?;
     let history = file.group("history").map_err(|_| {
         Error::file(
@@ -49,130 +53,150 @@ pub fn plot_run(input: &Path, output: &Path, force: bool) -> Result<()> {
         crate::io::read_1d::<f64>(&history, name)
             .map_err(|e| Error::bad_hdf5(input, &format!("history/{name}"), e))
     };
-    let (it_all, energy_all, error_all, variance_all) = (
+    let (it, energy, error, variance) = (
         read("iteration")?,
         read("energy")?,
         read("error")?,
         read("variance")?,
     );
-    let rows = it_all.len();
-    if [energy_all.len(), error_all.len(), variance_all.len()] != [rows; 3] {
+    let rows = it.len();
+    if [energy.len(), error.len(), variance.len()] != [rows; 3] {
         return Err(Error::file(input, "history columns of different lengths"));
     }
-    let finite: Vec<usize> = (0..rows)
-        .filter(|&k| it_all[k].is_finite() && energy_all[k].is_finite())
+    let keep: Vec<usize> = (0..rows)
+        .filter(|&k| it[k].is_finite() && energy[k].is_finite())
         .collect();
-    if finite.is_empty() {
+    if keep.is_empty() {
         return Err(Error::file(
             input,
             "the history has no finite energy to plot",
         ));
     }
-    let it: Vec<f64> = finite.iter().map(|&k| it_all[k]).collect();
-    let energy: Vec<f64> = finite.iter().map(|&k| energy_all[k]).collect();
-    let error: Vec<f64> = finite
-        .iter()
-        .map(|&k| {
-            if error_all[k].is_finite() {
-                error_all[k].abs()
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let variance: Vec<f64> = finite.iter().map(|&k| variance_all[k]).collect();
+    let pick = |v: &[f64]| keep.iter().map(|&k| v[k]).collect::<Vec<f64>>();
     let exact = file
         .group("exact")
         .ok()
-        .and_then(|g| g.attr("energy").ok())
-        .and_then(|a| a.read_scalar::<f64>().ok())
+        .and_then(|g| crate::io::read_attr::<f64>(&g, "energy").ok())
         .filter(|e| e.is_finite());
+    Ok(Series {
+        iteration: pick(&it),
+        energy: pick(&energy),
+        error: pick(&error)
+            .into_iter()
+            .map(|e| if e.is_finite() { e.abs() } else { 0.0 })
+            .collect(),
+        variance: pick(&variance),
+        exact,
+    })
+}
+
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Energy with error bars and the exact line; the last 90% of the run and the exact value set
+/// the scale.
+fn draw_energy(area: &Area, s: &Series, x_max: f64) -> DrawResult {
+    let tail = &s.energy[s.energy.len() / 10..];
+    let mut lo = tail.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut hi = tail.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if let Some(e) = s.exact {
+        lo = lo.min(e);
+        hi = hi.max(e);
+    }
+    let pad = ((hi - lo) * 0.1).max(1e-9 * lo.abs().max(1.0));
+    let mut chart = ChartBuilder::on(area)
+        .caption("energy", ("sans-serif", 22))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("iteration")
+        .y_desc("E")
+        .draw()?;
+    chart.draw_series(
+        s.iteration
+            .iter()
+            .zip(&s.energy)
+            .zip(&s.error)
+            .map(|((&x, &e), &d)| ErrorBar::new_vertical(x, e - d, e, e + d, BLUE.filled(), 3)),
+    )?;
+    if let Some(e) = s.exact {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, e), (x_max, e)],
+                BLACK.stroke_width(2),
+            ))?
+            .label(format!("exact {e:.6}"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// The positive finite variances on a log axis of at most 30 decades (or a note when there are
+/// none, as for an exact eigenstate).
+fn draw_variance(area: &Area, s: &Series, x_max: f64) -> DrawResult {
+    let positive: Vec<(f64, f64)> = s
+        .iteration
+        .iter()
+        .zip(&s.variance)
+        .filter(|(_, v)| v.is_finite() && **v > 0.0)
+        .map(|(&x, &v)| (x, v))
+        .collect();
+    if positive.is_empty() {
+        area.draw(&Text::new(
+            "no positive finite variance to draw (an exact eigenstate?)",
+            (60, 120),
+            ("sans-serif", 20),
+        ))?;
+        return Ok(());
+    }
+    let vmax = positive.iter().map(|p| p.1).fold(0.0, f64::max);
+    let vmin = positive
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min)
+        .max(vmax * 1e-30);
+    let vmax = vmax.max(vmin * 10.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption("variance", ("sans-serif", 22))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, (vmin..vmax).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("iteration")
+        .y_desc("Var E")
+        .draw()?;
+    chart.draw_series(LineSeries::new(positive, RED.stroke_width(2)))?;
+    Ok(())
+}
+
+/// Draws `input`'s history into the PNG `output` (an existing PNG only with `force`).
+///
+/// Only finite values are drawn: iterations with a non-finite energy are skipped, the variance
+/// panel shows the positive finite variances (and says so when there are none).
+pub fn plot_run(input: &Path, output: &Path, force: bool) -> Result<()> {
+    crate::io::prepare_output(output, force, "nqs plot -o")?;
+    let series = read_series(input)?;
     register_font()?;
-    let draw =
-        || -> std::result::Result<(), Box<dyn std::error::Error>> {
-            let root = BitMapBackend::new(output, (900, 700)).into_drawing_area();
-            root.fill(&WHITE)?;
-            let (top, bottom) = root.split_vertically(420);
-            let x_max = it.iter().copied().fold(1.0, f64::max);
-            // Energy axis: the last 90% of the run and the exact value set the scale.
-            let tail = &energy[energy.len() / 10..];
-            let mut lo = tail.iter().copied().fold(f64::INFINITY, f64::min);
-            let mut hi = tail.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            if let Some(e) = exact {
-                lo = lo.min(e);
-                hi = hi.max(e);
-            }
-            let pad = ((hi - lo) * 0.1).max(1e-9 * lo.abs().max(1.0));
-            let mut chart = ChartBuilder::on(&top)
-                .caption("energy", ("sans-serif", 22))
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(80)
-                .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
-            chart
-                .configure_mesh()
-                .x_desc("iteration")
-                .y_desc("E")
-                .draw()?;
-            chart.draw_series(it.iter().zip(&energy).zip(&error).map(|((&x, &e), &s)| {
-                ErrorBar::new_vertical(x, e - s, e, e + s, BLUE.filled(), 3)
-            }))?;
-            if let Some(e) = exact {
-                chart
-                    .draw_series(LineSeries::new(
-                        [(0.0, e), (x_max, e)],
-                        BLACK.stroke_width(2),
-                    ))?
-                    .label(format!("exact {e:.6}"))
-                    .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()?;
-            }
-            let positive: Vec<(f64, f64)> = it
-                .iter()
-                .zip(&variance)
-                .filter(|(_, v)| v.is_finite() && **v > 0.0)
-                .map(|(&x, &v)| (x, v))
-                .collect();
-            if positive.is_empty() {
-                bottom.draw(&Text::new(
-                    "no positive finite variance to draw (an exact eigenstate?)",
-                    (60, 120),
-                    ("sans-serif", 20),
-                ))?;
-                root.present()?;
-                return Ok(());
-            }
-            let vmin = positive
-                .iter()
-                .map(|p| p.1)
-                .fold(f64::INFINITY, f64::min)
-                .max(1e-300);
-            let vmax = positive
-                .iter()
-                .map(|p| p.1)
-                .fold(0.0, f64::max)
-                .max(vmin * 10.0);
-            // At most 30 decades on the axis.
-            let vmin = vmin.max(vmax * 1e-30);
-            let mut chart = ChartBuilder::on(&bottom)
-                .caption("variance", ("sans-serif", 22))
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(80)
-                .build_cartesian_2d(0.0..x_max, (vmin..vmax).log_scale())?;
-            chart
-                .configure_mesh()
-                .x_desc("iteration")
-                .y_desc("Var E")
-                .draw()?;
-            chart.draw_series(LineSeries::new(positive, RED.stroke_width(2)))?;
-            root.present()?;
-            Ok(())
-        };
+    let draw = || -> DrawResult {
+        let root = BitMapBackend::new(output, (900, 700)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (top, bottom) = root.split_vertically(420);
+        let x_max = series.iteration.iter().copied().fold(1.0, f64::max);
+        draw_energy(&top, &series, x_max)?;
+        draw_variance(&bottom, &series, x_max)?;
+        root.present()?;
+        Ok(())
+    };
     draw().map_err(|e| {
         Error::Runtime(format!(
             "{}: cannot draw the plot: {}",

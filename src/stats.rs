@@ -23,6 +23,87 @@ pub struct Stats {
     pub tau: f64,
 }
 
+/// Half-chain means and variances of the local chains, laid out globally as
+/// `[re mean, im mean, variance]` per half (two per chain), for split-R̂.
+fn half_chain_moments(
+    values: &[Complex64],
+    n: usize,
+    local: usize,
+    first: usize,
+    total: usize,
+) -> Vec<f64> {
+    let half = n / 2;
+    let mut halves = vec![0.0; 3 * 2 * total];
+    for c in 0..local {
+        let x = &values[c * n..(c + 1) * n];
+        for (h, part) in [&x[..half], &x[half..2 * half]].into_iter().enumerate() {
+            if part.is_empty() {
+                continue;
+            }
+            let m: Complex64 = part.iter().sum::<Complex64>() / part.len() as f64;
+            let v = part.iter().map(|z| (z - m).norm_sqr()).sum::<f64>()
+                / (part.len() as f64 - 1.0).max(1.0);
+            let k = 2 * (first + c) + h;
+            halves[3 * k..3 * k + 3].copy_from_slice(&[m.re, m.im, v]);
+        }
+    }
+    halves
+}
+
+/// Split-R̂ from the half-chain moments of all chains (`m = 2·chains` halves of `n_half`).
+fn split_r_hat(halves: &[f64], n_half: usize) -> f64 {
+    if n_half < 2 {
+        return f64::NAN;
+    }
+    let m = halves.len() / 3;
+    let means: Vec<Complex64> = (0..m)
+        .map(|k| Complex64::new(halves[3 * k], halves[3 * k + 1]))
+        .collect();
+    let w = (0..m).map(|k| halves[3 * k + 2]).sum::<f64>() / m as f64;
+    let grand: Complex64 = means.iter().sum::<Complex64>() / m as f64;
+    let b_over_n =
+        means.iter().map(|z| (z - grand).norm_sqr()).sum::<f64>() / (m as f64 - 1.0).max(1.0);
+    let nh = n_half as f64;
+    if w > 0.0 {
+        (((nh - 1.0) / nh * w + b_over_n) / w).sqrt()
+    } else if b_over_n > 0.0 {
+        // Every chain constant but at different values: frozen chains, not convergence.
+        f64::INFINITY
+    } else {
+        1.0
+    }
+}
+
+/// Autocovariance around `mean` by lag, summed over the local chains (divided by n).
+fn autocovariance(values: &[Complex64], n: usize, local: usize, mean: Complex64) -> Vec<f64> {
+    let mut acov = vec![0.0; n];
+    for c in 0..local {
+        let x = &values[c * n..(c + 1) * n];
+        for (t, a) in acov.iter_mut().enumerate() {
+            let s: f64 = (0..n - t)
+                .map(|i| ((x[i] - mean).conj() * (x[i + t] - mean)).re)
+                .sum();
+            *a += s / n as f64;
+        }
+    }
+    acov
+}
+
+/// `τ = Σ_{t≥1} ρ(t)` with Sokal's automatic window `t ≥ 5(1 + 2τ)/2 + 1`.
+fn integrated_time(acov: &[f64]) -> f64 {
+    let variance = acov[0];
+    let mut tau = 0.0;
+    if variance > 0.0 {
+        for (t, a) in acov.iter().enumerate().skip(1) {
+            tau += a / variance;
+            if t as f64 >= 5.0 * (1.0 + 2.0 * tau).max(1.0) / 2.0 + 1.0 {
+                break;
+            }
+        }
+    }
+    tau.max(0.0)
+}
+
 /// Statistics of `values` from `local_chains` chains here out of `total_chains` overall;
 /// `first_chain` is the global index of the first local chain.
 pub fn statistics(
@@ -40,85 +121,23 @@ pub fn statistics(
             ..Stats::default()
         };
     }
-    let chain = |c: usize| &values[c * n..(c + 1) * n];
-    // Half-chain means and variances (split-R̂), laid out globally: [re mean, im mean, var] × 2C.
-    let half = n / 2;
-    let mut halves = vec![0.0; 3 * 2 * total_chains];
-    let mut sums = [0.0f64; 2];
-    for c in 0..local_chains {
-        let x = chain(c);
-        for (h, part) in [&x[..half], &x[half..2 * half]].into_iter().enumerate() {
-            if part.is_empty() {
-                continue;
-            }
-            let m: Complex64 = part.iter().sum::<Complex64>() / part.len() as f64;
-            let v = part.iter().map(|z| (z - m).norm_sqr()).sum::<f64>()
-                / (part.len() as f64 - 1.0).max(1.0);
-            let k = 2 * (first_chain + c) + h;
-            halves[3 * k] = m.re;
-            halves[3 * k + 1] = m.im;
-            halves[3 * k + 2] = v;
-        }
-        let s: Complex64 = x.iter().sum();
-        sums[0] += s.re;
-        sums[1] += s.im;
-    }
+    let mut halves = half_chain_moments(values, n, local_chains, first_chain, total_chains);
+    let local_sum: Complex64 = values[..n * local_chains].iter().sum();
+    let mut sums = [local_sum.re, local_sum.im];
     reduce(&mut sums);
     let total = (n * total_chains) as f64;
     let mean = Complex64::new(sums[0], sums[1]) / total;
-    // Autocovariance around the global mean, averaged over chains, lags 0..n−1.
-    let mut acov = vec![0.0; n];
-    for c in 0..local_chains {
-        let x = chain(c);
-        for (t, a) in acov.iter_mut().enumerate() {
-            let mut s = 0.0;
-            for i in 0..n - t {
-                s += ((x[i] - mean).conj() * (x[i + t] - mean)).re;
-            }
-            *a += s / n as f64;
-        }
-    }
+    let mut acov = autocovariance(values, n, local_chains, mean);
     reduce(&mut acov);
     acov.iter_mut().for_each(|a| *a /= total_chains as f64);
     reduce(&mut halves);
     let variance = acov[0];
-    let mut tau = 0.0;
-    if variance > 0.0 {
-        for (t, a) in acov.iter().enumerate().skip(1) {
-            tau += a / variance;
-            if t as f64 >= 5.0 * (1.0 + 2.0 * tau).max(1.0) / 2.0 + 1.0 {
-                break;
-            }
-        }
-    }
-    let tau = tau.max(0.0);
-    let error = (variance * (1.0 + 2.0 * tau) / total).sqrt();
-    let r_hat = if half >= 2 {
-        let m = 2 * total_chains;
-        let means: Vec<Complex64> = (0..m)
-            .map(|k| Complex64::new(halves[3 * k], halves[3 * k + 1]))
-            .collect();
-        let w = (0..m).map(|k| halves[3 * k + 2]).sum::<f64>() / m as f64;
-        let grand: Complex64 = means.iter().sum::<Complex64>() / m as f64;
-        let b_over_n =
-            means.iter().map(|z| (z - grand).norm_sqr()).sum::<f64>() / (m as f64 - 1.0).max(1.0);
-        let nh = half as f64;
-        if w > 0.0 {
-            (((nh - 1.0) / nh * w + b_over_n) / w).sqrt()
-        } else if b_over_n > 0.0 {
-            // Every chain constant but at different values: frozen chains, not convergence.
-            f64::INFINITY
-        } else {
-            1.0
-        }
-    } else {
-        f64::NAN
-    };
+    let tau = integrated_time(&acov);
     Stats {
         mean,
-        error,
+        error: (variance * (1.0 + 2.0 * tau) / total).sqrt(),
         variance,
-        r_hat,
+        r_hat: split_r_hat(&halves, n / 2),
         tau,
     }
 }

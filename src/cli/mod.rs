@@ -1,6 +1,7 @@
 //! Binary-only helpers: the communicator, signal handling, the progress observer and the
 //! report printers (text or one JSON object).
 
+pub mod args;
 mod report;
 
 pub use report::Printer;

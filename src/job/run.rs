@@ -307,25 +307,22 @@ fn note(observers: &mut [&mut dyn Observer], line: &str) {
     observers.iter_mut().for_each(|o| o.note(line));
 }
 
-fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
-    let RunVisitor {
-        model,
-        options,
-        comm,
-        observers,
-        stop,
-    } = v;
-    let start = std::time::Instant::now();
-    let problem = model.problem();
-    let output = output_path(model, options.output.as_deref());
-    let mut notes: Vec<String> = model.notes.clone();
-    // Every check before any work: the output, its ownership, the memory.
-    on_root(comm, || io::prepare_output(&output, true, "nqs run"))?;
+/// Checks made before any work: the output and its ownership, the chain layout, the memory
+/// for the log-derivatives. Returns the lock (rank 0) and notes for the log.
+fn prepare<A: Ansatz>(
+    model: &Model,
+    output: &Path,
+    options: &RunOptions,
+    comm: &dyn Communicator,
+    state: &RunState<A>,
+) -> Result<(Option<OutputLock>, Vec<String>)> {
+    on_root(comm, || io::prepare_output(output, true, "nqs run"))?;
     let mut lock = None;
     on_root(comm, || {
-        lock = Some(OutputLock::acquire(&output)?);
+        lock = Some(OutputLock::acquire(output)?);
         Ok(())
     })?;
+    let mut notes: Vec<String> = model.notes.clone();
     let chains = model.config.sampler.chains;
     if chains < comm.size() {
         return Err(Error::key(
@@ -341,26 +338,83 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     if chains < threads_total {
         notes.push(format!("{chains} chains for {} ranks × {} threads: some threads have no chain to sample; use sampler.chains ≥ {threads_total}", comm.size(), options.threads));
     }
-    let mut state = RunState::new(&problem, ansatz, comm);
-    let n_parameters = state.ansatz.n_parameters();
-    let per_chain = state.sampler.settings.samples_per_chain;
-    let n_samples = per_chain * chains;
     let memory = exact::available_memory() / 2;
-    let local_samples = per_chain * state.sampler.chains.len();
+    let local_samples = state.sampler.settings.samples_per_chain * state.sampler.chains.len();
     let row_bytes = match state.ansatz.dense_rbm_layer() {
         Some(layer) => 16 * (state.ansatz.n_sites() + layer.n_hidden()) as u64,
-        None => 16 * n_parameters as u64,
+        None => 16 * state.ansatz.n_parameters() as u64,
     };
     if local_samples as u64 * row_bytes > memory {
         return Err(Error::Resources(format!(
-            "{local_samples} samples × {} bytes of log-derivatives exceed the {:.1} GiB available per rank; lower sampler.samples or use more MPI ranks",
-            row_bytes,
+            "{local_samples} samples × {row_bytes} bytes of log-derivatives exceed the {:.1} GiB available per rank; lower sampler.samples or use more MPI ranks",
             memory as f64 / (1u64 << 30) as f64
         )));
     }
+    Ok((lock, notes))
+}
+
+/// The outcome of a run that stops before its final file is written.
+fn outcome_without_results<A: Ansatz>(
+    output: &Path,
+    status: RunStatus,
+    state: &RunState<A>,
+    n_samples: usize,
+    start: std::time::Instant,
+) -> RunOutcome {
+    RunOutcome {
+        output: output.to_path_buf(),
+        status,
+        iterations: state.history.len(),
+        n_parameters: state.ansatz.n_parameters(),
+        n_samples,
+        results: None,
+        reference: None,
+        wall_time: start.elapsed().as_secs_f64(),
+        median_iteration_time: 0.0,
+    }
+}
+
+/// Replaces files, in an order that never loses a finished or checkpointed run, and opens the
+/// live file (rank 0).
+fn start_store<A: Ansatz>(
+    source: &Source,
+    output: &Path,
+    root: &RootInfo,
+    state: &RunState<A>,
+) -> Result<RunStore> {
+    let ckpt = checkpoint_path(output);
+    match source {
+        Source::Stored {
+            path,
+            finished: true,
+        } => copy_atomically(path, &ckpt)?,
+        Source::Fresh if ckpt.exists() => std::fs::remove_file(&ckpt)
+            .map_err(|e| Error::io(&ckpt, "cannot remove the old checkpoint", e))?,
+        _ => {}
+    }
+    let rows: Vec<Vec<f64>> = state.history.iter().map(HistoryRow::values).collect();
+    let columns: Vec<String> = HistoryRow::COLUMNS.iter().map(|c| c.to_string()).collect();
+    RunStore::start(output, root, &columns, &rows)
+}
+
+fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
+    let RunVisitor {
+        model,
+        options,
+        comm,
+        observers,
+        stop,
+    } = v;
+    let start = std::time::Instant::now();
+    let problem = model.problem();
+    let output = output_path(model, options.output.as_deref());
+    let mut state = RunState::new(&problem, ansatz, comm);
+    let (lock, mut notes) = prepare(model, &output, options, comm, &state)?;
+    let chains = model.config.sampler.chains;
+    let n_samples = state.sampler.settings.samples_per_chain * chains;
     let source = choose_source(&output, model, options, &mut notes)?;
-    let mut start_time = io::utc_now();
     let target = model.config.optimizer.iterations;
+    let mut start_time = io::utc_now();
     if let Source::Stored { path, finished } = &source {
         let (record, root, _) = read_stored(path)?;
         check_identity(&root.config_text, model, path, &mut notes)?;
@@ -369,21 +423,17 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
             .map_err(|e| Error::file(path, format!("cannot resume: {e}")))?;
         start_time = root.start_time;
         if *finished && state.history.len() >= target {
+            notes.push(format!("{}: run already finished ({} iterations); nothing to do (raise optimizer.iterations to continue, or `nqs measure` to measure more)", output.display(), state.history.len()));
             for line in &notes {
-                note(observers, &format!("note: {line}"));
+                note(observers, line);
             }
-            note(observers, &format!("{}: run already finished ({} iterations); nothing to do (raise optimizer.iterations to continue, or `nqs measure` to measure more)", output.display(), state.history.len()));
-            return Ok(RunOutcome {
-                output,
-                status: RunStatus::AlreadyFinished,
-                iterations: state.history.len(),
-                n_parameters,
+            return Ok(outcome_without_results(
+                &output,
+                RunStatus::AlreadyFinished,
+                &state,
                 n_samples,
-                results: None,
-                reference: None,
-                wall_time: start.elapsed().as_secs_f64(),
-                median_iteration_time: 0.0,
-            });
+                start,
+            ));
         }
         notes.push(format!(
             "resuming {} at iteration {} (from {})",
@@ -402,32 +452,14 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
         threads: options.threads,
         start_time,
     };
-    let mut driver = Driver::new(&problem, comm, state, memory);
+    let mut driver = Driver::new(&problem, comm, state, exact::available_memory() / 2);
     notes.extend(driver.notes.drain(..).map(|n| format!("SR solver: {n}")));
     for line in &notes {
         note(observers, &format!("note: {line}"));
     }
-    // Replace files only now, in an order that never loses a finished or checkpointed run.
-    let ckpt = checkpoint_path(&output);
     let store = RefCell::new(None);
     on_root(comm, || {
-        match &source {
-            Source::Stored {
-                path,
-                finished: true,
-            } => copy_atomically(path, &ckpt)?,
-            Source::Fresh if ckpt.exists() => std::fs::remove_file(&ckpt)
-                .map_err(|e| Error::io(&ckpt, "cannot remove the old checkpoint", e))?,
-            _ => {}
-        }
-        let rows: Vec<Vec<f64>> = driver
-            .state
-            .history
-            .iter()
-            .map(HistoryRow::values)
-            .collect();
-        let columns: Vec<String> = HistoryRow::COLUMNS.iter().map(|c| c.to_string()).collect();
-        *store.borrow_mut() = Some(RunStore::start(&output, &root, &columns, &rows)?);
+        *store.borrow_mut() = Some(start_store(&source, &output, &root, &driver.state)?);
         Ok(())
     })?;
     let mut checkpoint = |state: &RunState<A>| -> Result<()> {
@@ -438,36 +470,26 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
         })
     };
     let mut timer = Timer(Vec::new());
-    let mut writer = HistoryWriter(&store);
     let termination = {
+        let mut writer = HistoryWriter(&store);
         let mut all: Vec<&mut dyn Observer> = vec![&mut writer, &mut timer];
         all.extend(observers.iter_mut().map(|o| &mut **o as &mut dyn Observer));
         driver.run(target, &mut all, &mut checkpoint, stop)?
     };
-    let mut outcome = RunOutcome {
-        output: output.clone(),
-        status: RunStatus::Finished,
-        iterations: driver.state.history.len(),
-        n_parameters,
-        n_samples,
-        results: None,
-        reference: None,
-        wall_time: 0.0,
-        median_iteration_time: {
-            let mut t = timer.0.clone();
-            t.sort_by(f64::total_cmp);
-            t.get(t.len() / 2).copied().unwrap_or(0.0)
-        },
-    };
-    let interrupted = |iteration: usize, during: &str| RunStatus::Interrupted {
-        iteration,
-        during: during.to_string(),
-    };
+    let ckpt = checkpoint_path(&output);
     match termination {
         Termination::Interrupted { iteration } => {
-            outcome.status = interrupted(iteration, "the optimization");
-            outcome.wall_time = start.elapsed().as_secs_f64();
-            return Ok(outcome);
+            let status = RunStatus::Interrupted {
+                iteration,
+                during: "the optimization".into(),
+            };
+            return Ok(outcome_without_results(
+                &output,
+                status,
+                &driver.state,
+                n_samples,
+                start,
+            ));
         }
         Termination::NonFinite { iteration, message } => {
             checkpoint(&driver.state)?;
@@ -482,6 +504,47 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     // The optimized state is checkpointed before the final measurement, so nothing after this
     // point can lose it.
     checkpoint(&driver.state)?;
+    let mut outcome = finish(
+        model,
+        options,
+        comm,
+        observers,
+        stop,
+        &mut driver,
+        &root,
+        &store,
+    )?;
+    drop(lock);
+    outcome.median_iteration_time = median(timer.0);
+    outcome.wall_time = start.elapsed().as_secs_f64();
+    Ok(outcome)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The final estimate, the exact reference and the final file (or an interruption).
+#[allow(clippy::too_many_arguments)]
+fn finish<A: Ansatz>(
+    model: &Model,
+    options: &RunOptions,
+    comm: &dyn Communicator,
+    observers: &mut [&mut dyn Observer],
+    stop: &StopFlag,
+    driver: &mut Driver<'_, A>,
+    root: &RootInfo,
+    store: &RefCell<Option<RunStore>>,
+) -> Result<RunOutcome> {
+    let problem = model.problem();
+    let output = store.borrow().as_ref().map_or_else(
+        || output_path(model, options.output.as_deref()),
+        |s| s.path().to_path_buf(),
+    );
+    let ckpt = checkpoint_path(&output);
+    let chains = model.config.sampler.chains;
+    let n_samples = driver.state.sampler.settings.samples_per_chain * chains;
     let per_chain = model
         .config
         .run
@@ -492,10 +555,20 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
         observers,
         &format!("final estimate from {} fresh samples", per_chain * chains),
     );
+    let start = std::time::Instant::now();
+    let iteration = driver.state.history.len();
+    let interrupted = |during: &str| RunStatus::Interrupted {
+        iteration,
+        during: during.into(),
+    };
     let Some(results) = driver.measure(per_chain, stop) else {
-        outcome.status = interrupted(outcome.iterations, "the final measurement");
-        outcome.wall_time = start.elapsed().as_secs_f64();
-        return Ok(outcome);
+        return Ok(outcome_without_results(
+            &output,
+            interrupted("the final measurement"),
+            &driver.state,
+            n_samples,
+            start,
+        ));
     };
     if !(results.energy.mean.is_finite() && results.energy.error.is_finite()) {
         return Err(Error::Numerical(format!(
@@ -504,39 +577,45 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
             ckpt.display()
         )));
     }
-    if options.reference && comm.is_root() {
-        outcome.reference = exact::reference(
+    let reference = if options.reference && comm.is_root() {
+        exact::reference(
             &model.hamiltonian,
             &model.lattice,
             &model.config.lattice,
             &model.config.model,
             Some(stop.signal.clone()),
-        );
-    }
-    if stop.requested_by_any(outcome.iterations, comm) {
-        outcome.status = interrupted(outcome.iterations, "the exact reference");
-        outcome.wall_time = start.elapsed().as_secs_f64();
-        return Ok(outcome);
+        )
+    } else {
+        None
+    };
+    if stop.requested_by_any(iteration, comm) {
+        return Ok(outcome_without_results(
+            &output,
+            interrupted("the exact reference"),
+            &driver.state,
+            n_samples,
+            start,
+        ));
     }
     let record = driver.state.record(&problem, comm);
     on_root(comm, || {
         let store = store.borrow_mut().take().expect("rank 0 holds the store");
-        let reference = outcome
-            .reference
-            .as_ref()
-            .map(|r| (r.energy, r.method.as_str()));
-        store
-            .finish(&root, &record, &results, reference)
-            .map(|_| ())
-            .map_err(|e| {
-                Error::Runtime(format!(
-                    "{e}; the optimized state is safe in {}: `nqs run … --resume` repeats the final measurement",
-                    ckpt.display()
-                ))
-            })
+        let exact = reference.as_ref().map(|r| (r.energy, r.method.as_str()));
+        store.finish(root, &record, &results, exact).map(|_| ()).map_err(|e| {
+            Error::Runtime(format!(
+                "{e}; the optimized state is safe in {}: `nqs run … --resume` repeats the final measurement",
+                ckpt.display()
+            ))
+        })
     })?;
-    drop(lock);
+    let mut outcome = outcome_without_results(
+        &output,
+        RunStatus::Finished,
+        &driver.state,
+        n_samples,
+        start,
+    );
     outcome.results = Some(results);
-    outcome.wall_time = start.elapsed().as_secs_f64();
+    outcome.reference = reference;
     Ok(outcome)
 }

@@ -15,8 +15,8 @@ pub const MAX_SHOTS: usize = 100_000_000;
 /// Where the bases of the shots come from.
 #[derive(Clone, Debug)]
 pub enum Bases {
-    /// One basis for every shot (`--basis ZZXY`), `shots` times.
-    Fixed { basis: String, shots: usize },
+    /// One basis for every shot (`--basis ZZXY`; all Z when None), `shots` times.
+    Fixed { basis: Option<String>, shots: usize },
     /// A bases file (one row per shot).
     File(PathBuf),
 }
@@ -70,7 +70,9 @@ pub fn run(state: &Path, job: &SampleJob) -> Result<SampleReport> {
                     format!("expected 1..={MAX_SHOTS}, got {shots}"),
                 ));
             }
-            let row = data::parse_basis_row(basis, n).map_err(|e| Error::usage("--basis", e))?;
+            let all_z = "Z".repeat(n);
+            let row = data::parse_basis_row(basis.as_deref().unwrap_or(&all_z), n)
+                .map_err(|e| Error::usage("--basis", e))?;
             vec![row; *shots]
         }
     };

@@ -45,39 +45,12 @@ pub fn options(file: Option<&Path>, cli: toml::Table) -> Result<TomoOptions> {
     Ok(options)
 }
 
-/// What the fit did.
-pub struct TomoReport {
-    pub shots: usize,
-    pub n_sites: usize,
-    pub z_only: bool,
-    pub positive: bool,
-    pub n_parameters: usize,
-    /// NaN where not computable (N > 20).
-    pub nll: f64,
-    pub fidelity: Option<f64>,
-    pub kl: Option<f64>,
-    pub epochs: usize,
-    pub kept_epoch: usize,
-    pub kept_reason: String,
-    pub notes: Vec<String>,
-    pub output: PathBuf,
-    pub wall_time: f64,
-}
-
-/// Fits the data named in `options`; `on_epoch` sees every epoch. The output is checked and
-/// locked before the work starts.
-pub fn run(
+/// The shots (checked computable) and the reference state named in the options.
+fn inputs(
     options: &TomoOptions,
-    force: bool,
-    threads: usize,
-    on_start: &mut dyn FnMut(&str),
-    on_epoch: &mut dyn FnMut(&EpochRecord),
-) -> Result<TomoReport> {
-    let start = std::time::Instant::now();
-    io::prepare_output(&options.output, force, "nqs tomo --output")?;
-    let _lock = OutputLock::acquire(&options.output)?;
+    notes: &mut Vec<String>,
+) -> Result<(data::Measurements, Option<Vec<num_complex::Complex64>>)> {
     let samples = options.samples.as_deref().expect("validated");
-    let mut notes = Vec::new();
     let measurements = if io::is_hdf5(samples) {
         if options.bases.is_some() {
             return Err(Error::usage(
@@ -129,6 +102,59 @@ pub fn run(
     if n > t::EXACT_LIMIT {
         notes.push(format!("N = {n} > {}: the normalization is sampled, so the NLL is not available and there is no validation split", t::EXACT_LIMIT));
     }
+    Ok((measurements, reference))
+}
+
+/// Writes the fitted state and history to the output.
+fn write_fit(options: &TomoOptions, threads: usize, record: &TomographyRecord) -> Result<PathBuf> {
+    let root = RootInfo {
+        command: "tomo".into(),
+        config_text: toml::to_string(options).unwrap_or_default(),
+        seed: options.seed,
+        ranks: 1,
+        threads,
+        start_time: io::utc_now(),
+        ..RootInfo::default()
+    };
+    let file = NewFile::create(&options.output, &root)?;
+    file.write("cannot write the fit", |f| io::write_tomography(f, record))?;
+    file.commit()
+}
+
+/// What the fit did.
+pub struct TomoReport {
+    pub shots: usize,
+    pub n_sites: usize,
+    pub z_only: bool,
+    pub positive: bool,
+    pub n_parameters: usize,
+    /// NaN where not computable (N > 20).
+    pub nll: f64,
+    pub fidelity: Option<f64>,
+    pub kl: Option<f64>,
+    pub epochs: usize,
+    pub kept_epoch: usize,
+    pub kept_reason: String,
+    pub notes: Vec<String>,
+    pub output: PathBuf,
+    pub wall_time: f64,
+}
+
+/// Fits the data named in `options`; `on_epoch` sees every epoch. The output is checked and
+/// locked before the work starts.
+pub fn run(
+    options: &TomoOptions,
+    force: bool,
+    threads: usize,
+    on_start: &mut dyn FnMut(&str),
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> Result<TomoReport> {
+    let start = std::time::Instant::now();
+    io::prepare_output(&options.output, force, "nqs tomo --output")?;
+    let _lock = OutputLock::acquire(&options.output)?;
+    let mut notes = Vec::new();
+    let (measurements, reference) = inputs(options, &mut notes)?;
+    let n = measurements.n_sites;
     let positive = measurements.z_only() && !options.complex;
     let mut rbm = t::new_model(n, options.alpha, positive, options.seed);
     on_start(&format!(
@@ -180,15 +206,6 @@ pub fn run(
         }
         None => (None, None),
     };
-    let root = RootInfo {
-        command: "tomo".into(),
-        config_text: toml::to_string(options).unwrap_or_default(),
-        seed: options.seed,
-        ranks: 1,
-        threads,
-        start_time: io::utc_now(),
-        ..RootInfo::default()
-    };
     let record = TomographyRecord {
         ansatz: AnsatzRecord {
             kind: "rbm".into(),
@@ -208,9 +225,7 @@ pub fn run(
             rows: report.history.iter().map(EpochRecord::values).collect(),
         },
     };
-    let file = NewFile::create(&options.output, &root)?;
-    file.write("cannot write the fit", |f| io::write_tomography(f, &record))?;
-    let output = file.commit()?;
+    let output = write_fit(options, threads, &record)?;
     Ok(TomoReport {
         shots: measurements.len(),
         n_sites: n,

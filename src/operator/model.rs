@@ -298,62 +298,7 @@ impl Hamiltonian {
     /// Builds and validates the Hamiltonian of a model on a lattice.
     pub fn new(model: &ModelSpec, lattice: &Lattice) -> Result<Self, Invalid> {
         let n = lattice.n_sites();
-        let c = |v: f64| Complex64::new(v, 0.0);
-        let bond = |coeff: f64, [a, b]: [usize; 2], p: Pauli| {
-            PauliString::new(c(coeff), &[(a, p), (b, p)])
-        };
-        let heisenberg =
-            |coeff: f64, b: [usize; 2]| [Pauli::X, Pauli::Y, Pauli::Z].map(|p| bond(coeff, b, p));
-        // (string, number of Pauli letters as written) — spin units scale by ½ per letter.
-        let mut strings: Vec<(PauliString, usize)> = Vec::new();
-        match &model.kind {
-            ModelKind::Heisenberg(s) => {
-                for &b in lattice.bonds() {
-                    strings.extend(heisenberg(s.J, b).map(|p| (p, 2)));
-                }
-            }
-            ModelKind::Xxz(s) => {
-                for &b in lattice.bonds() {
-                    strings.extend(
-                        [
-                            bond(s.J, b, Pauli::X),
-                            bond(s.J, b, Pauli::Y),
-                            bond(s.Jz, b, Pauli::Z),
-                        ]
-                        .map(|p| (p, 2)),
-                    );
-                }
-            }
-            ModelKind::Tfi(s) => {
-                for &b in lattice.bonds() {
-                    strings.push((bond(-s.J, b, Pauli::Z), 2));
-                }
-                for i in 0..n {
-                    strings.push((PauliString::new(c(-s.h), &[(i, Pauli::X)]), 1));
-                }
-            }
-            ModelKind::J1j2(s) => {
-                if lattice.next_bonds().is_empty() {
-                    return Err(Invalid::new("model.kind", "j1j2 needs next-nearest-neighbour bonds (give lattice.next_edges for a custom lattice)"));
-                }
-                for &b in lattice.bonds() {
-                    strings.extend(heisenberg(s.J, b).map(|p| (p, 2)));
-                }
-                for &b in lattice.next_bonds() {
-                    strings.extend(heisenberg(s.J2, b).map(|p| (p, 2)));
-                }
-            }
-            ModelKind::Pauli(p) => {
-                for (k, term) in p.terms.iter().enumerate() {
-                    check_pauli_string(&format!("model.terms[{k}]"), &term.ops, &term.sites, n)?;
-                    let letters = term.ops.chars().filter(|&l| l != 'I').count();
-                    strings.push((
-                        PauliString::parse(term.coeff.value(), &term.ops, &term.sites),
-                        letters,
-                    ));
-                }
-            }
-        }
+        let strings = model_strings(&model.kind, lattice)?;
         let factor = model.units.letter_factor();
         let strings: Vec<PauliString> = strings
             .into_iter()
@@ -416,6 +361,71 @@ impl Hamiltonian {
         };
         PauliSum::new(self.operator.n_sites(), [s])
     }
+}
+
+/// The Pauli strings of a model kind on a lattice, each with the number of Pauli letters it was
+/// written with (spin units scale by ½ per letter).
+fn model_strings(
+    kind: &ModelKind,
+    lattice: &Lattice,
+) -> Result<Vec<(PauliString, usize)>, Invalid> {
+    let n = lattice.n_sites();
+    let c = |v: f64| Complex64::new(v, 0.0);
+    let bond =
+        |coeff: f64, [a, b]: [usize; 2], p: Pauli| PauliString::new(c(coeff), &[(a, p), (b, p)]);
+    let heisenberg =
+        |coeff: f64, b: [usize; 2]| [Pauli::X, Pauli::Y, Pauli::Z].map(|p| bond(coeff, b, p));
+    // (string, number of Pauli letters as written) — spin units scale by ½ per letter.
+    let mut strings: Vec<(PauliString, usize)> = Vec::new();
+    match kind {
+        ModelKind::Heisenberg(s) => {
+            for &b in lattice.bonds() {
+                strings.extend(heisenberg(s.J, b).map(|p| (p, 2)));
+            }
+        }
+        ModelKind::Xxz(s) => {
+            for &b in lattice.bonds() {
+                strings.extend(
+                    [
+                        bond(s.J, b, Pauli::X),
+                        bond(s.J, b, Pauli::Y),
+                        bond(s.Jz, b, Pauli::Z),
+                    ]
+                    .map(|p| (p, 2)),
+                );
+            }
+        }
+        ModelKind::Tfi(s) => {
+            for &b in lattice.bonds() {
+                strings.push((bond(-s.J, b, Pauli::Z), 2));
+            }
+            for i in 0..n {
+                strings.push((PauliString::new(c(-s.h), &[(i, Pauli::X)]), 1));
+            }
+        }
+        ModelKind::J1j2(s) => {
+            if lattice.next_bonds().is_empty() {
+                return Err(Invalid::new("model.kind", "j1j2 needs next-nearest-neighbour bonds (give lattice.next_edges for a custom lattice)"));
+            }
+            for &b in lattice.bonds() {
+                strings.extend(heisenberg(s.J, b).map(|p| (p, 2)));
+            }
+            for &b in lattice.next_bonds() {
+                strings.extend(heisenberg(s.J2, b).map(|p| (p, 2)));
+            }
+        }
+        ModelKind::Pauli(p) => {
+            for (k, term) in p.terms.iter().enumerate() {
+                check_pauli_string(&format!("model.terms[{k}]"), &term.ops, &term.sites, n)?;
+                let letters = term.ops.chars().filter(|&l| l != 'I').count();
+                strings.push((
+                    PauliString::parse(term.coeff.value(), &term.ops, &term.sites),
+                    letters,
+                ));
+            }
+        }
+    }
+    Ok(strings)
 }
 
 #[cfg(test)]

@@ -574,6 +574,116 @@ fn paired_difference(a: &[f64], b: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
+/// The optimizer of the fit and its state.
+struct Trainer<'a> {
+    settings: &'a FitSettings,
+    normalization: Normalization,
+    adam: Adam,
+    moments: AdamMoments,
+    step: usize,
+}
+
+impl Trainer<'_> {
+    /// One update from the shots `batch`; returns the batch's NLL.
+    fn update(&mut self, rbm: &mut Rbm, data: &Measurements, batch: &[usize]) -> Result<f64> {
+        let s = self.settings;
+        let (g, batch_nll) = gradient(rbm, data, batch, &mut self.normalization, s.positive);
+        if !g.iter().all(|z| z.re.is_finite() && z.im.is_finite()) {
+            return Err(Error::Numerical(
+                "the likelihood gradient is not finite (try a smaller --learning-rate)".into(),
+            ));
+        }
+        self.step += 1;
+        let direction: Vec<Complex64> = match s.optimizer {
+            FitOptimizer::Sgd => g,
+            FitOptimizer::Adam => self.adam.direction(&mut self.moments, self.step, &g),
+            FitOptimizer::Sr => {
+                let mut metric = exact_metric(rbm);
+                metric
+                    .diag_mut()
+                    .iter_mut()
+                    .for_each(|d| *d += s.diag_shift);
+                let (delta, _) = crate::linalg::solve_psd(metric.view(), &g)?;
+                let real = |x: Complex64| {
+                    if s.positive {
+                        Complex64::new(x.re, 0.0)
+                    } else {
+                        x
+                    }
+                };
+                delta.into_iter().map(real).collect()
+            }
+        };
+        let params: Vec<Complex64> = rbm
+            .parameters()
+            .iter()
+            .zip(&direction)
+            .map(|(a, u)| a - u * s.learning_rate)
+            .collect();
+        rbm.set_parameters(&params);
+        Ok(batch_nll)
+    }
+}
+
+/// The validation NLL of every held-out shot, its mean and standard error, and the fidelity and
+/// KL divergence against the reference.
+fn evaluate(
+    rbm: &Rbm,
+    data: &Measurements,
+    validation: &[usize],
+    reference: Option<&[Complex64]>,
+) -> (Vec<f64>, f64, f64, Option<f64>, Option<f64>) {
+    let exact = rbm.n_sites() <= EXACT_LIMIT;
+    let log_z = if exact {
+        exact_normalization(rbm, None)
+    } else {
+        f64::NAN
+    };
+    let losses = shot_nll(rbm, data, validation, log_z);
+    let n = losses.len() as f64;
+    let mean = losses.iter().sum::<f64>() / n;
+    let error =
+        (losses.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0) / n).sqrt();
+    let (fidelity, kl) = match (reference, exact) {
+        (Some(r), true) => {
+            let psi = metrics::normalized_state(rbm, |_| 1.0);
+            (
+                Some(metrics::fidelity(r, &psi)),
+                Some(metrics::kl_divergence(r, &psi, &data.distinct_bases())),
+            )
+        }
+        _ => (None, None),
+    };
+    (losses, mean, error, fidelity, kl)
+}
+
+/// The epoch with the lowest validation NLL: its number, per-shot NLLs and parameters.
+type Best = (usize, Vec<f64>, Vec<Complex64>);
+
+/// Which parameters to keep at the end, and why (see the module documentation).
+fn choose_kept(
+    rbm: &mut Rbm,
+    best: Option<Best>,
+    last: usize,
+    last_losses: &[f64],
+) -> (usize, String) {
+    match best {
+        Some((epoch, losses, params)) if epoch != last => {
+            let (diff, error) = paired_difference(last_losses, &losses);
+            let sigmas = diff / error.max(1e-300);
+            if diff > 2.0 * error {
+                rbm.set_parameters(&params);
+                (epoch, format!("epoch {epoch} has the lowest validation NLL, lower than the last epoch's by {diff:.4} ({sigmas:.1} standard errors): the last epochs overfit"))
+            } else {
+                (last, format!("the last epoch: the lowest validation NLL (epoch {epoch}) is within validation noise of it ({sigmas:.1} standard errors)"))
+            }
+        }
+        Some(_) => (last, "the last epoch, which has the lowest validation NLL".into()),
+        None if rbm.n_sites() > EXACT_LIMIT => (last, format!("the last epoch (no validation: the NLL needs the exact normalization, N ≤ {EXACT_LIMIT})")),
+        None => (last, "the last epoch (no validation split)".into()),
+    }
+}
+
 /// Maximum-likelihood fit of `rbm` to `data`; calls `on_epoch` after every epoch.
 pub fn fit(
     rbm: &mut Rbm,
@@ -589,27 +699,26 @@ pub fn fit(
     for i in (1..order.len()).rev() {
         order.swap(i, rng.random_range(0..=i));
     }
-    let exact = rbm.n_sites() <= EXACT_LIMIT;
-    let n_val = if exact {
+    let n_val = if rbm.n_sites() <= EXACT_LIMIT {
         ((data.len() as f64) * settings.validation_fraction).round() as usize
     } else {
         0
     };
     let (validation, train) = order.split_at(n_val.min(data.len().saturating_sub(1)));
     let mut train = train.to_vec();
-    let bases = data.distinct_bases();
-    let mut normalization = Normalization::new(rbm, settings.chains, settings.seed ^ 0x5eed);
-    let p = rbm.n_parameters();
-    let adam = Adam {
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-8,
+    let mut trainer = Trainer {
+        settings,
+        normalization: Normalization::new(rbm, settings.chains, settings.seed ^ 0x5eed),
+        adam: Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        },
+        moments: AdamMoments::default(),
+        step: 0,
     };
-    let mut moments = AdamMoments::default();
-    let mut step = 0usize;
     let mut history = Vec::new();
-    // The epoch with the lowest validation NLL: (epoch, per-shot NLLs, parameters).
-    let mut best: Option<(usize, Vec<f64>, Vec<Complex64>)> = None;
+    let mut best: Option<Best> = None;
     let mut last_losses: Vec<f64> = Vec::new();
     let mut since_best = 0;
     for epoch in 0..settings.epochs {
@@ -617,74 +726,18 @@ pub fn fit(
             train.swap(i, rng.random_range(0..=i));
         }
         let mut train_nll = 0.0;
-        let mut batches = 0;
-        for batch in train.chunks(settings.batch_size.max(1)) {
-            let (g, batch_nll) = gradient(rbm, data, batch, &mut normalization, settings.positive);
-            if !g.iter().all(|z| z.re.is_finite() && z.im.is_finite()) {
-                return Err(Error::Numerical(format!(
-                    "epoch {epoch}: the likelihood gradient is not finite (try a smaller --learning-rate)"
-                )));
-            }
-            train_nll += batch_nll;
-            batches += 1;
-            step += 1;
-            let direction: Vec<Complex64> = match settings.optimizer {
-                FitOptimizer::Sgd => g,
-                FitOptimizer::Adam => adam.direction(&mut moments, step, &g),
-                FitOptimizer::Sr => {
-                    let mut s = exact_metric(rbm);
-                    for k in 0..p {
-                        s[[k, k]] += settings.diag_shift;
-                    }
-                    let (delta, _) = crate::linalg::solve_psd(s.view(), &g)?;
-                    delta
-                        .into_iter()
-                        .map(|x| {
-                            if settings.positive {
-                                Complex64::new(x.re, 0.0)
-                            } else {
-                                x
-                            }
-                        })
-                        .collect()
-                }
-            };
-            let params: Vec<Complex64> = rbm
-                .parameters()
-                .iter()
-                .zip(&direction)
-                .map(|(a, u)| a - u * settings.learning_rate)
-                .collect();
-            rbm.set_parameters(&params);
+        let batches = train.chunks(settings.batch_size.max(1));
+        let count = batches.len();
+        for batch in batches {
+            train_nll += trainer
+                .update(rbm, data, batch)
+                .map_err(|e| Error::Numerical(format!("epoch {epoch}: {e}")))?;
         }
-        let log_z = if exact {
-            exact_normalization(rbm, None)
-        } else {
-            f64::NAN
-        };
-        let losses = shot_nll(rbm, data, validation, log_z);
-        let n_v = losses.len() as f64;
-        let validation_nll = losses.iter().sum::<f64>() / n_v;
-        let validation_error = (losses
-            .iter()
-            .map(|x| (x - validation_nll).powi(2))
-            .sum::<f64>()
-            / (n_v - 1.0).max(1.0)
-            / n_v)
-            .sqrt();
-        let (fidelity, kl) = match (reference, exact) {
-            (Some(r), true) => {
-                let psi = metrics::normalized_state(rbm, |_| 1.0);
-                (
-                    Some(metrics::fidelity(r, &psi)),
-                    Some(metrics::kl_divergence(r, &psi, &bases)),
-                )
-            }
-            _ => (None, None),
-        };
+        let (losses, validation_nll, validation_error, fidelity, kl) =
+            evaluate(rbm, data, validation, reference);
         let record = EpochRecord {
             epoch,
-            train_nll: train_nll / batches.max(1) as f64,
+            train_nll: train_nll / count.max(1) as f64,
             validation_nll,
             validation_error,
             fidelity,
@@ -694,10 +747,10 @@ pub fn fit(
         on_epoch(&record);
         history.push(record);
         if validation_nll.is_finite() {
-            if best
+            let best_mean = best
                 .as_ref()
-                .is_none_or(|(_, b, _)| validation_nll < b.iter().sum::<f64>() / b.len() as f64)
-            {
+                .map(|(_, b, _)| b.iter().sum::<f64>() / b.len() as f64);
+            if best_mean.is_none_or(|b| validation_nll < b) {
                 best = Some((epoch, losses.clone(), rbm.parameters().to_vec()));
                 since_best = 0;
             } else {
@@ -710,20 +763,7 @@ pub fn fit(
         }
     }
     let last = history.last().map_or(0, |r| r.epoch);
-    let (kept_epoch, kept_reason) = match best {
-        Some((epoch, losses, params)) if epoch != last => {
-            let (diff, error) = paired_difference(&last_losses, &losses);
-            if diff > 2.0 * error {
-                rbm.set_parameters(&params);
-                (epoch, format!("epoch {epoch} has the lowest validation NLL, lower than the last epoch's by {diff:.4} ({:.1} standard errors): the last epochs overfit", diff / error.max(1e-300)))
-            } else {
-                (last, format!("the last epoch: the lowest validation NLL (epoch {epoch}) is within validation noise of it ({:.1} standard errors)", diff / error.max(1e-300)))
-            }
-        }
-        Some(_) => (last, "the last epoch, which has the lowest validation NLL".into()),
-        None if !exact => (last, format!("the last epoch (no validation: the NLL needs the exact normalization, N ≤ {EXACT_LIMIT})")),
-        None => (last, "the last epoch (no validation split)".into()),
-    };
+    let (kept_epoch, kept_reason) = choose_kept(rbm, best, last, &last_losses);
     Ok(FitReport {
         history,
         kept_epoch,
