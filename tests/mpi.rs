@@ -1,10 +1,16 @@
-//! MPI: results do not depend on how chains are laid out over ranks and threads, and a run
-//! continues across a restart under mpirun. Needs `mpirun` (scripts/setup.sh installs Open MPI).
+//! MPI: results do not depend on how chains are laid out over ranks and threads; a run continues
+//! across restarts with another rank count; signals checkpoint and exit 0; one rank's failure
+//! ends the job. Needs `mpirun` (scripts/setup.sh installs Open MPI).
 
 #![cfg(feature = "mpi")]
 
+mod common;
+
+use common::{mpirun, nqs_command, write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 const MODEL: &str = r#"
 [lattice]
@@ -26,134 +32,217 @@ observable_samples = 800
 checkpoint_every = 4
 "#;
 
-fn mpirun(np: usize, args: &[&str]) -> std::process::Output {
-    let mut c = Command::new("mpirun");
-    // Open MPI refuses to run as root, and this machine may have fewer cores than ranks.
-    // SAFETY: getuid has no preconditions.
-    if unsafe { getuid() } == 0 {
-        c.args(["--allow-run-as-root", "--oversubscribe"]);
+fn run_args<'a>(model: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "--threads",
+        "1",
+        "run",
+        model,
+        "--no-reference",
+        "--output",
+        out,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn assert_close(a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), b.len(), "{a:?}\n{b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= 1e-10 * x.abs(), "{a:?}\n{b:?}");
     }
-    c.args(["-np", &np.to_string(), env!("CARGO_BIN_EXE_nqs")])
-        .args(args)
-        .output()
-        .expect("mpirun (install openmpi-bin)")
-}
-
-unsafe extern "C" {
-    fn getuid() -> u32;
-}
-
-fn energies(path: &Path) -> Vec<f64> {
-    hdf5::File::open(path)
-        .unwrap()
-        .dataset("history/energy")
-        .unwrap()
-        .read_raw()
-        .unwrap()
 }
 
 #[test]
 fn two_ranks_equal_one_process_with_two_threads() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.toml");
-    std::fs::write(&model, MODEL).unwrap();
-    let (m, serial, parallel) = (
-        model.to_string_lossy(),
-        dir.path().join("serial.h5"),
-        dir.path().join("mpi.h5"),
-    );
-    let s = Command::new(env!("CARGO_BIN_EXE_nqs"))
-        .args([
-            "--threads",
-            "2",
-            "run",
-            &m,
-            "--no-reference",
-            "--output",
-            &serial.to_string_lossy(),
-        ])
+    let model = write(dir.path(), "m.toml", MODEL);
+    let m = model.to_string_lossy();
+    let (serial, parallel) = (dir.path().join("serial.h5"), dir.path().join("mpi.h5"));
+    let s = nqs_command(&[
+        "--threads",
+        "2",
+        "run",
+        &m,
+        "--no-reference",
+        "--output",
+        &serial.to_string_lossy(),
+    ])
+    .output()
+    .unwrap();
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let p = mpirun(2, &run_args(&m, &parallel.to_string_lossy(), &[]))
         .output()
         .unwrap();
-    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
-    let p = mpirun(
-        2,
-        &[
-            "--threads",
-            "1",
-            "run",
-            &m,
-            "--no-reference",
-            "--output",
-            &parallel.to_string_lossy(),
-        ],
-    );
     assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
-    let (a, b) = (energies(&serial), energies(&parallel));
-    assert_eq!(a.len(), 10);
-    for (x, y) in a.iter().zip(&b) {
-        assert!((x - y).abs() <= 1e-10 * x.abs(), "serial {a:?}\nmpi {b:?}");
-    }
+    assert_eq!(common::history(&serial, "energy").len(), 10);
+    assert_close(
+        &common::history(&serial, "energy"),
+        &common::history(&parallel, "energy"),
+    );
     let file = hdf5::File::open(&parallel).unwrap();
     assert_eq!(file.attr("ranks").unwrap().read_scalar::<u64>().unwrap(), 2);
 }
 
 #[test]
-fn resume_under_mpi_continues_the_same_run() {
+fn resume_continues_the_same_run_with_another_rank_count() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.toml");
-    std::fs::write(&model, MODEL).unwrap();
+    let model = write(dir.path(), "m.toml", MODEL);
     let m = model.to_string_lossy().into_owned();
-    let full = dir.path().join("full.h5");
-    let part = dir.path().join("part.h5");
-    let args = |out: &Path, iterations: usize, resume: bool| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "--threads",
-            "1",
-            "run",
-            &m,
-            "--no-reference",
-            "--output",
-            &out.to_string_lossy(),
-            "--set",
-            &format!("optimizer.iterations={iterations}"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        if resume {
-            v.push("--resume".into());
+    let (full, part) = (dir.path().join("full.h5"), dir.path().join("part.h5"));
+    let (f, p) = (
+        full.to_string_lossy().into_owned(),
+        part.to_string_lossy().into_owned(),
+    );
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr))
+    };
+    ok(
+        mpirun(2, &run_args(&m, &f, &["--set", "optimizer.iterations=14"]))
+            .output()
+            .unwrap(),
+    );
+    // 6 iterations on 2 ranks, 4 more on 1 process, the rest on 2 ranks again.
+    ok(
+        mpirun(2, &run_args(&m, &p, &["--set", "optimizer.iterations=6"]))
+            .output()
+            .unwrap(),
+    );
+    ok(nqs_command(&run_args(
+        &m,
+        &p,
+        &["--resume", "--set", "optimizer.iterations=10"],
+    ))
+    .output()
+    .unwrap());
+    ok(mpirun(
+        2,
+        &run_args(&m, &p, &["--resume", "--set", "optimizer.iterations=14"]),
+    )
+    .output()
+    .unwrap());
+    assert_close(
+        &common::history(&full, "energy"),
+        &common::history(&part, "energy"),
+    );
+}
+
+/// Starts `nqs run` under `mpirun -np 2` and waits for rank 0's first iteration line.
+fn start_long_run(
+    model: &Path,
+    out: &Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStderr>>,
+) {
+    let (m, o) = (model.to_string_lossy(), out.to_string_lossy());
+    let mut child = mpirun(
+        2,
+        &run_args(&m, &o, &["--set", "optimizer.iterations=100000"]),
+    )
+    .stderr(Stdio::piped())
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("iter") {
+            break;
         }
-        v
-    };
-    let run = |a: Vec<String>| {
-        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-        let out = mpirun(2, &refs);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(args(&full, 14, false));
-    run(args(&part, 6, false));
-    run(args(&part, 14, true));
-    assert_eq!(energies(&full), energies(&part));
+    }
+    (child, lines)
 }
 
 #[test]
-fn fewer_chains_than_ranks_is_an_error() {
+fn signals_checkpoint_every_rank_and_exit_0() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m.toml");
-    std::fs::write(&model, MODEL.replace("chains = 8", "chains = 1")).unwrap();
-    let out = mpirun(
+    let model = write(dir.path(), "m.toml", MODEL);
+    // SIGUSR1 to mpirun: Open MPI forwards it to every rank.
+    let out = dir.path().join("u.h5");
+    let (mut child, lines) = start_long_run(&model, &out);
+    common::signal(child.id(), 10);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("interrupted")), "{rest:?}");
+    // SIGTERM to the ranks (what Slurm sends to a job step): mpirun exits 0 as well.
+    let out = dir.path().join("t.h5");
+    let (mut child, lines) = start_long_run(&model, &out);
+    let pkill = std::process::Command::new("pkill")
+        .args(["-TERM", "-P", &child.id().to_string(), "nqs"])
+        .status()
+        .unwrap();
+    assert!(pkill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    // Both checkpoints resume.
+    for name in ["u.h5", "t.h5"] {
+        let path = dir.path().join(name);
+        let o = mpirun(
+            2,
+            &run_args(
+                &model.to_string_lossy(),
+                &path.to_string_lossy(),
+                &["--resume", "--set", "optimizer.iterations=3"],
+            ),
+        )
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{stderr}");
+    }
+}
+
+#[test]
+fn one_rank_failing_ends_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", MODEL);
+    let out = dir.path().join("x.h5");
+    let start = Instant::now();
+    let o = mpirun(
+        2,
+        &run_args(&model.to_string_lossy(), &out.to_string_lossy(), &[]),
+    )
+    .env("NQS_TEST_PANIC_RANK", "1")
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "the other rank hung"
+    );
+    // Bad input on every rank: exit code 2, one message.
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        &MODEL.replace("chains = 8", "chains = 1"),
+    );
+    let fresh = dir.path().join("y.h5");
+    let o = mpirun(
         2,
         &[
             "run",
-            &model.to_string_lossy(),
+            &bad.to_string_lossy(),
             "--output",
-            &dir.path().join("x.h5").to_string_lossy(),
+            &fresh.to_string_lossy(),
         ],
-    );
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("fewer than the 2 MPI ranks"));
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fewer than the 2 MPI ranks"));
+}
+
+#[test]
+fn doctor_reports_every_rank() {
+    let o = mpirun(2, &["--json", "doctor"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let processes = v["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 2, "{v}");
+    assert_eq!(processes[1]["rank"], 1);
+    assert!(processes[0]["mpi"].as_str().unwrap().contains("MPI"), "{v}");
+    assert!(processes[0]["linear_algebra"]
+        .as_str()
+        .unwrap()
+        .contains("faer"));
 }

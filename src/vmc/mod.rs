@@ -283,6 +283,9 @@ pub struct Driver<'a, A: Ansatz> {
     layout: ChainLayout,
     /// Iteration at which a NaN is injected into the local energies once (`NQS_TEST_NAN_AT`).
     inject_nan: Option<usize>,
+    /// Panic on this rank at the second iteration (`NQS_TEST_PANIC_RANK`), to test that one
+    /// rank's panic ends the whole MPI job.
+    panic_rank: Option<usize>,
     /// The auto solver's choice and other notes, for the log.
     pub notes: Vec<String>,
 }
@@ -326,6 +329,9 @@ impl<'a, A: Ansatz> Driver<'a, A> {
             optimizer,
             layout,
             inject_nan: std::env::var("NQS_TEST_NAN_AT")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            panic_rank: std::env::var("NQS_TEST_PANIC_RANK")
                 .ok()
                 .and_then(|v| v.parse().ok()),
             notes: note.into_iter().collect(),
@@ -435,6 +441,12 @@ impl<'a, A: Ansatz> Driver<'a, A> {
         let start = std::time::Instant::now();
         while self.state.history.len() < iterations {
             let it = self.state.history.len();
+            if it == 1 && self.panic_rank == Some(self.comm.rank()) {
+                panic!(
+                    "test hook NQS_TEST_PANIC_RANK: panic on rank {}",
+                    self.comm.rank()
+                );
+            }
             if stop.requested_by_any(it, self.comm) {
                 checkpoint(&self.state)?;
                 return Ok(Termination::Interrupted { iteration: it });
