@@ -14,7 +14,29 @@ fn main() -> ExitCode {
     // nqs owns its outputs through its own lock files; HDF5's file locking fails on many
     // parallel file systems and would also keep readers out of a live run file.
     std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE");
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == nqs::io::probe::SUBCOMMAND {
+        // The child side of the HDF5 crash guard: read everything, report by exit code.
+        let ok = nqs::io::probe::read_everything(std::path::Path::new(&args[2])).is_ok();
+        return ExitCode::from(if ok { 0 } else { 3 });
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        nqs::io::probe::enable(exe);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line, like every other error: clap's first line names the problem.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error");
+            errln!("{}", nqs::error::shorten(first.trim()));
+            return ExitCode::from(2);
+        }
+    };
     let (comm, mpi_name) = cli::communicator();
     let comm: &dyn Communicator = comm.as_ref();
     match dispatch(cli, comm, &mpi_name) {
@@ -117,8 +139,7 @@ fn ed(args: cli::args::EdArgs, out: &cli::Printer, threads: usize) -> Result<()>
         force: args.force,
         correlations: args.correlations,
     };
-    errln!("nqs ed: {} ({threads} threads)", model.describe());
-    let report = job::ed::run(&model, &job, threads)?;
+    let report = job::ed::run(&model, &job, threads, &mut |line| errln!("{line}"))?;
     out.ed(&model, &report, args.correlations);
     Ok(())
 }
@@ -138,18 +159,6 @@ fn run(
         reference: !args.no_reference,
         threads,
     };
-    if comm.is_root() {
-        errln!(
-            "nqs run: {} | {} alpha={} | {} chains × {} samples | {} | {} rank(s) × {threads} threads",
-            model.describe(),
-            model.config.ansatz.name(),
-            model.config.ansatz.alpha(),
-            model.config.sampler.chains,
-            model.config.sampler.samples_per_chain(),
-            model.config.optimizer.name(),
-            comm.size()
-        );
-    }
     let mut progress = cli::Progress::new(model.config.optimizer.iterations, comm.is_root());
     let outcome = job::run::run(&model, &options, comm, &mut [&mut progress], &stop);
     progress.finish();

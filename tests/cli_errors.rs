@@ -1,42 +1,18 @@
 //! Broken model files and `--set` arguments: exit code 2, a one-line message naming the problem,
 //! never a panic.
 
+mod common;
+
+use common::{expect_input_error as expect_error, nqs};
 use std::path::Path;
-use std::process::Command;
 
-const GOOD: &str = "[lattice]\nkind = \"chain\"\nlength = 8\nboundary = \"periodic\"\n\n[model]\nkind = \"heisenberg\"\nJ = 1.0\n";
-
-fn nqs(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nqs"))
-        .args(args)
-        .output()
-        .expect("run nqs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn expect_error(args: &[&str], needle: &str) {
-    let (code, _, stderr) = nqs(args);
-    assert!(!stderr.contains("panicked"), "panic for {args:?}: {stderr}");
-    assert_eq!(code, 2, "exit code for {args:?}: {stderr}");
-    assert!(
-        stderr.to_lowercase().contains(&needle.to_lowercase()),
-        "message for {args:?} should mention {needle:?}: {stderr}"
-    );
-    assert!(
-        stderr.trim().lines().count() == 1,
-        "one line expected for {args:?}: {stderr}"
-    );
-}
-
-fn write(dir: &Path, name: &str, contents: &[u8]) -> String {
+fn write_bytes(dir: &Path, name: &str, contents: &[u8]) -> String {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
     path.to_string_lossy().into_owned()
 }
+
+const GOOD: &str = "[lattice]\nkind = \"chain\"\nlength = 8\nboundary = \"periodic\"\n\n[model]\nkind = \"heisenberg\"\nJ = 1.0\n";
 
 #[test]
 fn broken_model_files_exit_2_with_a_clear_message() {
@@ -73,11 +49,11 @@ fn broken_model_files_exit_2_with_a_clear_message() {
         ("bad_solver", format!("{GOOD}[optimizer]\nsolver = \"magic\"\n"), "magic"),
     ];
     for (name, text, needle) in &cases {
-        let path = write(d, &format!("{name}.toml"), text.as_bytes());
+        let path = write_bytes(d, &format!("{name}.toml"), text.as_bytes());
         expect_error(&["check", &path], needle);
         expect_error(&["ed", &path], needle);
     }
-    let binary = write(d, "binary.toml", &[0xff, 0xfe, 0x00, 0x12, 0x80, 0x81]);
+    let binary = write_bytes(d, "binary.toml", &[0xff, 0xfe, 0x00, 0x12, 0x80, 0x81]);
     expect_error(&["check", &binary], "UTF-8");
     expect_error(&["check", &d.to_string_lossy()], "directory");
     expect_error(
@@ -90,7 +66,7 @@ fn broken_model_files_exit_2_with_a_clear_message() {
 #[test]
 fn broken_overrides_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write(dir.path(), "good.toml", GOOD.as_bytes());
+    let good = write_bytes(dir.path(), "good.toml", GOOD.as_bytes());
     for (set, needle) in [
         ("lattice.length", "section.key=value"),
         ("length=4", "section.key"),

@@ -1,25 +1,25 @@
 //! Tomography: gradients against finite differences, and round trips through the program's own
 //! tools (ED → shots → fit → fidelity).
 
+mod common;
+
 use nqs::ansatz::{Ansatz, Rbm, RbmKind};
 use nqs::tomography::{self as t, Measurements, Normalization};
 use num_complex::Complex64;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::path::Path;
-use std::process::Command;
 
+/// Runs nqs, asserting success; parses stdout when the call has `--json`.
 fn nqs(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_nqs"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    match args.split_first() {
+        Some((&"--json", rest)) => common::nqs_json(rest),
+        _ => {
+            let (code, _, stderr) = common::nqs(args);
+            assert_eq!(code, 0, "{args:?}: {stderr}");
+            serde_json::Value::Null
+        }
+    }
 }
 
 #[test]
@@ -262,12 +262,7 @@ fn random_two_qubit_state_in_all_pauli_bases() {
         "[tomography]\nsamples = \"samples.txt\"\nepoch = 3\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nqs"))
-        .args(["tomo", "--config", &d("typo.toml")])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("epoch"));
+    common::expect_input_error(&["tomo", "--config", &d("typo.toml")], "epoch");
 }
 
 #[test]
@@ -282,8 +277,7 @@ fn bad_measurement_files_exit_2() {
     write("bases_bad.txt", "Z Q Z\nZ Z Z\n");
     write("bases_rows.txt", "Z Z Z\n");
     write("ref.txt", "1 0\n0 0\n");
-    let bin = env!("CARGO_BIN_EXE_nqs");
-    for (args, needle) in [
+    for (mut args, needle) in [
         (vec!["tomo", "--samples", &d("ragged.txt")], "ragged"),
         (
             vec!["tomo", "--samples", &d("values.txt")],
@@ -322,16 +316,9 @@ fn bad_measurement_files_exit_2() {
         ),
         (vec!["tomo", "--samples", &d("missing.txt")], "cannot read"),
     ] {
-        let out = Command::new(bin)
-            .args(&args)
-            .arg("--output")
-            .arg(d("o.h5"))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: {err}");
-        assert!(!err.contains("panicked"));
+        let output = d("o.h5");
+        args.extend(["--output", &output]);
+        common::expect_input_error(&args, needle);
     }
     assert!(!Path::new(&d("o.h5")).exists());
 }

@@ -118,7 +118,7 @@ pub struct MeasureArgs {
     /// A finished run file (or a checkpoint).
     pub file: PathBuf,
     /// Samples over all chains (default: the run's observable_samples, else 4 × samples).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub samples: Option<usize>,
     /// A Pauli string to measure besides the run's [[observables]]: NAME:OPS:SITES (repeatable).
     #[arg(long = "observable", value_name = "NAME:OPS:SITES", value_parser = parse_observable)]
@@ -154,7 +154,7 @@ pub struct SampleArgs {
     #[arg(long)]
     pub basis: Option<String>,
     /// Number of shots (with --basis, or all Z).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     pub shots: usize,
     #[arg(long, default_value_t = 1234)]
     pub seed: u64,
@@ -182,34 +182,34 @@ pub struct TomoArgs {
     #[arg(long)]
     pub reference: Option<PathBuf>,
     /// Hidden-unit density, 1..=64 [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<i64>,
     /// [default: 200]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<i64>,
     /// [default: 100]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<i64>,
     /// (0, 10] [default: 0.003]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub learning_rate: Option<f64>,
     /// adam, sgd, or sr (natural gradient, exact metric, N ≤ 14) [default: adam].
     #[arg(long)]
     pub optimizer: Option<String>,
     /// Diagonal shift of the SR metric [default: 0.01].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub diag_shift: Option<f64>,
     /// Fit a complex RBM even to Z-only data (default: positive real RBM for Z-only data).
     #[arg(long)]
     pub complex: bool,
     /// Fraction of shots held out for the validation NLL, [0, 0.9) [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub validation: Option<f64>,
     /// Epochs without a better validation NLL before stopping [default: 40].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub patience: Option<i64>,
     /// [default: 1234]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<i64>,
     /// Output HDF5 file [default: runs/tomography.h5].
     #[arg(long)]

@@ -5,8 +5,9 @@
 //! use the compound `{r: f64, i: f64}` that h5py reads as complex128.
 //!
 //! File policy:
-//! - [`open_nqs_file`] is the one signature check (a regular file, HDF5 magic bytes, root
-//!   attribute `program = "nqs"`);
+//! - [`open_nqs_file`] is the one signature check (a regular file, HDF5 magic bytes, a
+//!   [`probe`] that the HDF5 library can read it without crashing, root attribute
+//!   `program = "nqs"`);
 //! - new files are written as `<name>.tmp`, flushed, synced and renamed into place
 //!   ([`write_atomically`], [`NewFile`]), so a reader never sees a half-written file;
 //! - [`prepare_output`] checks an output before any work (not a directory, the directory
@@ -15,6 +16,7 @@
 //!   locking.
 
 mod lock;
+pub mod probe;
 mod run_store;
 
 pub use lock::OutputLock;
@@ -67,13 +69,11 @@ pub fn write_attr<T: H5Type>(loc: &Location, name: &str, value: T) -> hdf5::Resu
     loc.new_attr::<T>().create(name)?.write_scalar(&value)
 }
 
-/// Reads a string attribute.
+/// Reads a string attribute (checked UTF-8: the HDF5 types do not check what a file holds).
 pub fn read_str_attr(loc: &Location, name: &str) -> hdf5::Result<String> {
-    Ok(loc
-        .attr(name)?
-        .read_scalar::<VarLenUnicode>()?
-        .as_str()
-        .to_string())
+    let value = loc.attr(name)?.read_scalar::<VarLenUnicode>()?;
+    String::from_utf8(value.as_bytes().to_vec())
+        .map_err(|_| hdf5::Error::from(format!("attribute {name}: not valid UTF-8")))
 }
 
 /// Reads a scalar attribute.
@@ -148,6 +148,7 @@ pub fn open_nqs_file(path: &Path) -> Result<hdf5::File> {
     if !is_hdf5(path) {
         return Err(Error::file(path, "not an HDF5 file"));
     }
+    probe::check(path)?;
     let file = hdf5::File::open(path)
         .map_err(|e| Error::bad_hdf5(path, "cannot open HDF5 file (truncated or damaged?)", e))?;
     match read_str_attr(&file, "program") {

@@ -36,7 +36,13 @@ pub struct EdReport {
 }
 
 /// Diagonalizes `model`; the output (if any) is checked and locked before the work starts.
-pub fn run(model: &Model, job: &EdJob, threads: usize) -> Result<EdReport> {
+/// `on_start` is told what runs once the output is checked.
+pub fn run(
+    model: &Model,
+    job: &EdJob,
+    threads: usize,
+    on_start: &mut dyn FnMut(&str),
+) -> Result<EdReport> {
     let start = std::time::Instant::now();
     let _lock = match &job.output {
         Some(path) => {
@@ -45,6 +51,7 @@ pub fn run(model: &Model, job: &EdJob, threads: usize) -> Result<EdReport> {
         }
         None => None,
     };
+    on_start(&format!("nqs ed: {} ({threads} threads)", model.describe()));
     let mut opts = EdOptions {
         n_states: job.states,
         method: job.method,

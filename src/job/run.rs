@@ -413,6 +413,21 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     let chains = model.config.sampler.chains;
     let n_samples = state.sampler.settings.samples_per_chain * chains;
     let source = choose_source(&output, model, options, &mut notes)?;
+    note(
+        observers,
+        &format!(
+            "nqs run: {} | {} alpha={} ({} parameters) | {} chains × {} samples | {} | {} rank(s) × {} threads",
+            model.describe(),
+            model.config.ansatz.name(),
+            model.config.ansatz.alpha(),
+            state.ansatz.n_parameters(),
+            model.config.sampler.chains,
+            state.sampler.settings.samples_per_chain,
+            model.config.optimizer.name(),
+            comm.size(),
+            options.threads
+        ),
+    );
     let target = model.config.optimizer.iterations;
     let mut start_time = io::utc_now();
     if let Source::Stored { path, finished } = &source {

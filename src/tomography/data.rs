@@ -177,6 +177,7 @@ fn is_integer(descriptor: &TypeDescriptor) -> bool {
 /// Reads `measurements/outcomes` (shots × N integers 0/1) and `measurements/bases` (shots × N
 /// ASCII codes or one-character strings; all Z when absent) from an HDF5 file.
 pub fn read_hdf5(path: &Path) -> Result<Measurements> {
+    crate::io::probe::check(path)?;
     let file =
         hdf5::File::open(path).map_err(|e| Error::bad_hdf5(path, "cannot open HDF5 file", e))?;
     let group = file

@@ -1,0 +1,134 @@
+//! A crash guard for HDF5 inputs.
+//!
+//! The HDF5 C library trusts the bytes of a file: a damaged file can make it read out of bounds
+//! (seen: a corrupted global heap crashes `H5HG_read` while reading a string attribute). No
+//! check in Rust can catch that, so before any command reads an HDF5 file, a child process
+//! (this executable, hidden subcommand `__probe`) reads every attribute and dataset of it with
+//! the same library calls. If the child dies by a signal, hangs or fails, the file is reported
+//! as damaged (exit code 2) and the parent never touches it.
+//!
+//! The guard is on once the executable registers itself ([`enable`]); library users without it
+//! read files directly.
+
+use crate::error::{Error, Result};
+use hdf5::types::TypeDescriptor;
+use hdf5::{Group, LocationType};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static PROBE: OnceLock<PathBuf> = OnceLock::new();
+
+/// The hidden subcommand that runs [`read_everything`].
+pub const SUBCOMMAND: &str = "__probe";
+
+/// Longest a probe may take before the file is declared damaged.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// Turns the guard on: `executable` (this program) is run as `executable __probe FILE` before
+/// a file is read.
+pub fn enable(executable: PathBuf) {
+    let _ = PROBE.set(executable);
+}
+
+/// Checks `path` in a child process (when the guard is on).
+pub fn check(path: &Path) -> Result<()> {
+    let Some(exe) = PROBE.get() else {
+        return Ok(());
+    };
+    let damaged = |why: String| Error::file(path, format!("damaged HDF5 file: {why}"));
+    let mut child = std::process::Command::new(exe)
+        .arg(SUBCOMMAND)
+        .arg(path)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            Error::Runtime(format!(
+                "cannot start the HDF5 probe {}: {e}",
+                exe.display()
+            ))
+        })?;
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(damaged(match status.code() {
+                    Some(code) => format!("reading it fails (probe exit code {code})"),
+                    None => "the HDF5 library crashes reading it".into(),
+                }))
+            }
+            Ok(None) if start.elapsed() > DEADLINE => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(damaged(
+                    "the HDF5 library does not finish reading it".into(),
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(Error::Runtime(format!("HDF5 probe: {e}"))),
+        }
+    }
+}
+
+/// Reads every attribute and dataset of the file (the probe's work). Errors are fine; only a
+/// crash matters.
+pub fn read_everything(path: &Path) -> hdf5::Result<()> {
+    let file = hdf5::File::open(path)?;
+    walk(&file)
+}
+
+fn read_attributes(loc: &hdf5::Location) -> hdf5::Result<()> {
+    for name in loc.attr_names()? {
+        let attr = loc.attr(&name)?;
+        let descriptor = attr.dtype()?.to_descriptor()?;
+        let _ = match descriptor {
+            TypeDescriptor::VarLenUnicode => {
+                attr.read_raw::<hdf5::types::VarLenUnicode>().map(|_| ())
+            }
+            TypeDescriptor::VarLenAscii => attr.read_raw::<hdf5::types::VarLenAscii>().map(|_| ()),
+            TypeDescriptor::Float(_) => attr.read_raw::<f64>().map(|_| ()),
+            TypeDescriptor::Integer(_) => attr.read_raw::<i64>().map(|_| ()),
+            TypeDescriptor::Unsigned(_) => attr.read_raw::<u64>().map(|_| ()),
+            _ => Ok(()),
+        };
+    }
+    Ok(())
+}
+
+fn read_dataset(ds: &hdf5::Dataset) -> hdf5::Result<()> {
+    read_attributes(ds)?;
+    let _ = match ds.dtype()?.to_descriptor()? {
+        TypeDescriptor::Float(_) => ds.read_raw::<f64>().map(|_| ()),
+        TypeDescriptor::Integer(_) => ds.read_raw::<i64>().map(|_| ()),
+        TypeDescriptor::Unsigned(_) => ds.read_raw::<u64>().map(|_| ()),
+        TypeDescriptor::Compound(_) => ds.read_raw::<num_complex::Complex64>().map(|_| ()),
+        TypeDescriptor::FixedAscii(1) => ds.read_raw::<hdf5::types::FixedAscii<1>>().map(|_| ()),
+        TypeDescriptor::VarLenUnicode => ds.read_raw::<hdf5::types::VarLenUnicode>().map(|_| ()),
+        _ => Ok(()),
+    };
+    Ok(())
+}
+
+fn walk(group: &Group) -> hdf5::Result<()> {
+    read_attributes(group)?;
+    for name in group.member_names()? {
+        match group.loc_type_by_name(&name) {
+            Ok(LocationType::Group) => {
+                if let Ok(g) = group.group(&name) {
+                    walk(&g)?;
+                }
+            }
+            Ok(LocationType::Dataset) => {
+                if let Ok(ds) = group.dataset(&name) {
+                    read_dataset(&ds)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! A seeded mutation fuzzer over the input surfaces: model files (every shipped one), `--set`
+//! overrides, and run files (finished and checkpointed). For every mutant: the exit code is 0 or
+//! 2, never a panic, a signal or a hang; an error is one line; an existing output is never
+//! changed without --force or --resume; and a checkpointed run stays resumable.
+//!
+//! `NQS_FUZZ_SEED` and `NQS_FUZZ_CASES` (default 1 and 1) scale a longer campaign.
+
+mod common;
+
+use common::{nqs_command, write};
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const VALUES: [&str; 22] = [
+    "-1",
+    "0",
+    "1",
+    "2",
+    "0.5",
+    "1e308",
+    "-1e308",
+    "nan",
+    "inf",
+    "-inf",
+    "\"x\"",
+    "\"\"",
+    "[]",
+    "[1, 2, 3]",
+    "[[0, 1, 2]]",
+    "{}",
+    "true",
+    "99999999999999999999",
+    "\"chain\"",
+    "\"rbm_symm\"",
+    "\"exchange\"",
+    "1e-300",
+];
+
+const KEYS: [&str; 24] = [
+    "lattice.kind",
+    "lattice.length",
+    "lattice.extent",
+    "lattice.boundary",
+    "lattice.edges",
+    "model.kind",
+    "model.J",
+    "model.Jz",
+    "model.h",
+    "model.J2",
+    "model.units",
+    "model.marshall_sign",
+    "model.total_sz",
+    "ansatz.kind",
+    "ansatz.alpha",
+    "ansatz.init_std",
+    "sampler.kind",
+    "sampler.chains",
+    "sampler.samples",
+    "sampler.sweep",
+    "optimizer.kind",
+    "optimizer.solver",
+    "optimizer.diag_shift_kind",
+    "run.checkpoint_every",
+];
+
+fn scale() -> (u64, usize) {
+    let read = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    (read("NQS_FUZZ_SEED", 1), read("NQS_FUZZ_CASES", 1) as usize)
+}
+
+/// Runs nqs with a deadline; returns (exit code, stderr). A signal or a hang fails the test.
+fn nqs(args: &[&str], what: &str) -> (i32, String) {
+    let mut child = nqs_command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut child.stderr.take().unwrap(), &mut bytes).unwrap();
+            let stderr = String::from_utf8(bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{what}: stderr is not UTF-8 for {args:?}: {:?}",
+                    String::from_utf8_lossy(e.as_bytes())
+                )
+            });
+            let code = status
+                .code()
+                .unwrap_or_else(|| panic!("{what}: killed by a signal: {args:?}\n{stderr}"));
+            assert!(
+                !stderr.contains("panicked"),
+                "{what}: panic for {args:?}\n{stderr}"
+            );
+            assert!(
+                code == 0 || code == 2,
+                "{what}: exit {code} for {args:?}\n{stderr}"
+            );
+            if code == 2 {
+                // One error line (after any progress lines), short.
+                let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+                assert_eq!(errors.len(), 1, "{what}: {args:?}\n{stderr}");
+                assert!(
+                    stderr.trim().lines().last() == Some(errors[0]),
+                    "{what}: {args:?}\n{stderr}"
+                );
+                assert!(
+                    errors[0].len() < 800,
+                    "{what}: a {} character message",
+                    errors[0].len()
+                );
+            }
+            return (code, stderr);
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{what}: hang for {args:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn mutate_text(text: &str, rng: &mut Xoshiro256PlusPlus) -> String {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let k = rng.random_range(0..lines.len().max(1));
+    match rng.random_range(0..8) {
+        0 => {
+            lines.remove(k);
+        }
+        1 => lines.insert(k, lines[k].clone()),
+        2 | 3 => {
+            if let Some((key, _)) = lines[k].split_once('=') {
+                lines[k] = format!("{key}= {}", VALUES[rng.random_range(0..VALUES.len())]);
+            }
+        }
+        4 => {
+            let key = KEYS[rng.random_range(0..KEYS.len())]
+                .split('.')
+                .nth(1)
+                .unwrap();
+            lines.insert(
+                k,
+                format!("{key} = {}", VALUES[rng.random_range(0..VALUES.len())]),
+            );
+        }
+        5 => lines.insert(
+            k,
+            [
+                "[lattice]",
+                "[model]",
+                "[[model.terms]]",
+                "[[observables]]",
+                "[bogus]",
+            ][rng.random_range(0..5)]
+            .into(),
+        ),
+        6 => {
+            let joined = lines.join("\n");
+            let cut = rng.random_range(0..joined.len().max(1));
+            return joined.chars().take(cut).collect();
+        }
+        _ => lines[k] = lines[k].replace(['=', ']'], if rng.random::<bool>() { " " } else { "==" }),
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn mutated_model_files_and_overrides() {
+    let (seed, cases) = scale();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let shipped: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("hamiltonians"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    let mut runs = 0;
+    for round in 0..20 * cases {
+        for original in &shipped {
+            let text = std::fs::read_to_string(original).unwrap();
+            let mutant = mutate_text(&text, &mut rng);
+            let path = write(dir.path(), &format!("m{round}.toml"), &mutant);
+            let p = path.to_str().unwrap();
+            let key = KEYS[rng.random_range(0..KEYS.len())];
+            let value = VALUES[rng.random_range(0..VALUES.len())];
+            let set = format!("{key}={value}");
+            let (code, _) = nqs(&["check", p], "check");
+            nqs(&["check", p, "--set", &set], "check --set");
+            // Valid small mutants are run (briefly) and diagonalized.
+            if code == 0
+                && runs < 12 * cases
+                && !mutant.contains("length = 80")
+                && !mutant.contains("10, 10")
+            {
+                runs += 1;
+                let out = dir.path().join(format!("r{round}.h5"));
+                let quick = [
+                    "--set",
+                    "optimizer.iterations=2",
+                    "--set",
+                    "sampler.samples=64",
+                    "--set",
+                    "sampler.chains=2",
+                    "--set",
+                    "run.observable_samples=64",
+                ];
+                let mut args = vec![
+                    "run",
+                    p,
+                    "--output",
+                    out.to_str().unwrap(),
+                    "--no-reference",
+                ];
+                args.extend_from_slice(&quick);
+                nqs(&args, "run");
+                nqs(&["ed", p, "--memory-gb", "0.5"], "ed");
+            }
+        }
+    }
+    assert!(runs > 0, "no mutant was valid enough to run");
+}
+
+/// Mutations of an HDF5 run file: a dataset or attribute removed, rewritten with other values
+/// or another type or shape, or the bytes damaged.
+fn mutate_file(path: &Path, rng: &mut Xoshiro256PlusPlus) {
+    let datasets = [
+        "ansatz/parameters",
+        "optimizer/adam_m",
+        "optimizer/last_solution",
+        "sampler/configurations",
+        "sampler/rng_state",
+        "sampler/thermalized",
+        "history/energy",
+        "history/iteration",
+    ];
+    let attributes = ["config", "command", "program", "finished", "identity"];
+    match rng.random_range(0..6) {
+        0 | 1 => {
+            let f = hdf5::File::open_rw(path).unwrap();
+            let name = datasets[rng.random_range(0..datasets.len())];
+            let (group, leaf) = name.split_once('/').unwrap();
+            if let Ok(g) = f.group(group) {
+                let _ = g.unlink(leaf);
+                let len = rng.random_range(0..12usize);
+                let _ = match rng.random_range(0..4) {
+                    0 => g
+                        .new_dataset_builder()
+                        .with_data(&vec![f64::NAN; len])
+                        .create(leaf)
+                        .map(|_| ()),
+                    1 => g
+                        .new_dataset_builder()
+                        .with_data(&vec![1e300f64; len])
+                        .create(leaf)
+                        .map(|_| ()),
+                    2 => g
+                        .new_dataset_builder()
+                        .with_data(&ndarray::Array2::<i8>::from_elem((len, 3), 7))
+                        .create(leaf)
+                        .map(|_| ()),
+                    _ => Ok(()),
+                };
+            }
+        }
+        2 => {
+            let f = hdf5::File::open_rw(path).unwrap();
+            let name = attributes[rng.random_range(0..attributes.len())];
+            let _ = f.delete_attr(name);
+            if rng.random::<bool>() {
+                let _ = f
+                    .new_attr::<u8>()
+                    .create(name)
+                    .and_then(|a| a.write_scalar(&9u8));
+            }
+        }
+        3 => {
+            let f = hdf5::File::open_rw(path).unwrap();
+            let _ = f.unlink(["ansatz", "optimizer", "sampler", "history"][rng.random_range(0..4)]);
+        }
+        4 => {
+            let mut bytes = std::fs::read(path).unwrap();
+            for _ in 0..rng.random_range(1..20) {
+                let k = rng.random_range(0..bytes.len());
+                bytes[k] ^= rng.random::<u8>() | 1;
+            }
+            std::fs::write(path, bytes).unwrap();
+        }
+        _ => {
+            let bytes = std::fs::read(path).unwrap();
+            let cut = rng.random_range(0..bytes.len());
+            std::fs::write(path, &bytes[..cut]).unwrap();
+        }
+    }
+}
+
+#[test]
+fn mutated_run_files() {
+    let (seed, cases) = scale();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xf00d);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = write(d, "m.toml", &format!("{}[sampler]\nchains = 2\nsamples = 64\n[optimizer]\niterations = 4\n[run]\ncheckpoint_every = 2\nobservable_samples = 64\n", common::heisenberg_chain(6)));
+    let m = model.to_str().unwrap();
+    let finished = d.join("finished.h5");
+    assert_eq!(
+        nqs(
+            &[
+                "run",
+                m,
+                "--output",
+                finished.to_str().unwrap(),
+                "--no-reference"
+            ],
+            "setup"
+        )
+        .0,
+        0
+    );
+    // A checkpointed run (stopped at iteration 3) that must stay resumable throughout.
+    let kept = d.join("kept.h5");
+    let o = nqs_command(&[
+        "run",
+        m,
+        "--output",
+        kept.to_str().unwrap(),
+        "--no-reference",
+    ])
+    .env("NQS_TEST_STOP_AFTER", "3")
+    .output()
+    .unwrap();
+    assert!(o.status.success());
+    let kept_ckpt = d.join("kept.h5.ckpt");
+    let kept_bytes = std::fs::read(&kept_ckpt).unwrap();
+    let sentinel_png = write(d, "sentinel.png", "an existing plot");
+    for case in 0..30 * cases {
+        let source = if rng.random::<bool>() {
+            &finished
+        } else {
+            &kept_ckpt
+        };
+        let path = d.join(format!("f{case}.h5"));
+        std::fs::copy(source, &path).unwrap();
+        mutate_file(&path, &mut rng);
+        let p = path.to_str().unwrap();
+        let before = std::fs::read(&path).unwrap();
+        nqs(&["info", p], "info");
+        nqs(
+            &[
+                "plot",
+                p,
+                "-o",
+                d.join(format!("f{case}.png")).to_str().unwrap(),
+            ],
+            "plot",
+        );
+        nqs(
+            &[
+                "sample",
+                p,
+                "--shots",
+                "10",
+                "--output",
+                d.join(format!("s{case}")).to_str().unwrap(),
+            ],
+            "sample",
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "a reading command changed {p}"
+        );
+        nqs(
+            &["plot", p, "-o", sentinel_png.to_str().unwrap()],
+            "plot onto an existing file",
+        );
+        assert_eq!(std::fs::read(&sentinel_png).unwrap(), b"an existing plot");
+        let (code, _) = nqs(
+            &["run", m, "--output", p, "--no-reference"],
+            "run without --resume",
+        );
+        assert_eq!(code, 2);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "run without --resume changed {p}"
+        );
+        nqs(&["measure", p, "--samples", "32"], "measure");
+        nqs(
+            &[
+                "run",
+                m,
+                "--output",
+                p,
+                "--no-reference",
+                "--resume",
+                "--set",
+                "optimizer.iterations=5",
+            ],
+            "resume",
+        );
+    }
+    assert_eq!(std::fs::read(&kept_ckpt).unwrap(), kept_bytes);
+    let (code, stderr) = nqs(
+        &[
+            "run",
+            m,
+            "--output",
+            kept.to_str().unwrap(),
+            "--no-reference",
+            "--resume",
+        ],
+        "final resume",
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
