@@ -481,7 +481,8 @@ fn resume_refuses_damaged_state() {
     let model = write(dir.path(), "m.toml", &small_run(3));
     let good = dir.path().join("good.h5");
     assert_eq!(run(&model, &good, &[]).0, 0);
-    let damage: [(&str, &dyn Fn(&hdf5::File)); 5] = [
+    type Damage<'a> = (&'a str, &'a dyn Fn(&hdf5::File));
+    let damage: [Damage; 5] = [
         ("parameters", &|f| {
             f.unlink("ansatz/parameters").unwrap();
             f.group("ansatz")
