@@ -21,6 +21,12 @@ pub fn communicator() -> (Box<dyn Communicator>, String) {
             let default = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
                 default(info);
+                // If MPI_Abort itself stalls (seen under heavy load), die anyway: the launcher
+                // then ends the job because a rank died.
+                std::thread::spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_secs(20));
+                    std::process::abort();
+                });
                 dist::abort_world(101);
             }));
             return (Box::new(mpi), dist::Mpi::library());
