@@ -65,10 +65,10 @@ fn eigensolver_cholesky_and_lu_on_odd_sizes_at_page_ends() {
         let view = ArrayView2::from_shape((n, n), &buffer[offset..]).unwrap();
         let (values, vectors) = linalg::eigh(view).unwrap();
         let scale = values[n - 1].abs().max(1.0);
-        for j in 0..n {
+        for (j, &lambda) in values.iter().enumerate() {
             let v = vectors.column(j);
             let av = a.dot(&v);
-            let r: Vec<Complex64> = av.iter().zip(v).map(|(x, y)| x - y * values[j]).collect();
+            let r: Vec<Complex64> = av.iter().zip(v).map(|(x, y)| x - y * lambda).collect();
             assert!(norm(&r) < 1e-11 * scale, "n = {n}: eigenpair {j}");
         }
         let (b_buffer, b_offset) = at_end_of_pages(n, 99);
