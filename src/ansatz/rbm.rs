@@ -91,6 +91,50 @@ fn binary_exponent(z: Complex64) -> i32 {
     ((m.to_bits() >> 52) & 0x7ff) as i32 - 1023
 }
 
+/// Multiplies `z` by a power of two so that its binary exponent is 0; adds the power to `exponent`.
+#[inline]
+fn renormalize(z: &mut Complex64, exponent: &mut i32) {
+    let k = binary_exponent(*z);
+    if k.abs() > 64 {
+        *z *= f64::powi(2.0, -k);
+        *exponent += k;
+    }
+}
+
+/// `Π_{j<m} factor(j)` as (mantissa, binary exponent) of a factor expression in `j`: four
+/// independent running products (so the multiplications pipeline and vectorize instead of
+/// forming one dependency chain), each renormalized by an exact power of two every 16 factors,
+/// so no partial product under- or overflows for factors of modulus between 2^-59 and 2^59.
+/// A macro, not a function taking a closure: the factor must be inlined into the loop.
+macro_rules! product_of {
+    ($m:expr, |$j:ident| $factor:expr) => {{
+        let m = $m;
+        let mut acc = [ONE; 4];
+        let mut exponent = 0i32;
+        let chunks = m / 4;
+        for c in 0..chunks {
+            let base = 4 * c;
+            for (l, a) in acc.iter_mut().enumerate() {
+                let $j = base + l;
+                *a *= $factor;
+            }
+            if c % 4 == 3 {
+                acc.iter_mut().for_each(|a| renormalize(a, &mut exponent));
+            }
+        }
+        for $j in 4 * chunks..m {
+            acc[0] *= $factor;
+        }
+        let mut product = ONE;
+        for mut a in acc {
+            renormalize(&mut a, &mut exponent);
+            product *= a;
+            renormalize(&mut product, &mut exponent);
+        }
+        (product, exponent)
+    }};
+}
+
 /// Gaussian pair by Box–Muller.
 fn gaussian(rng: &mut Xoshiro256PlusPlus) -> (f64, f64) {
     let u1: f64 = 1.0 - rng.random::<f64>();
@@ -202,47 +246,28 @@ impl Rbm {
             .map(|&i| self.a[i] * (-2.0 * f64::from(sigma[i])))
             .sum();
         let (a_t, b_t) = (&cache.a_t[..self.m], &cache.b_t[..self.m]);
-        let mut product = ONE;
-        let mut exponent = 0i32;
-        let mut rescale = |product: &mut Complex64, j: usize| {
-            if j % 16 == 15 {
-                let k = binary_exponent(*product);
-                if k.abs() > 64 {
-                    *product *= f64::powi(2.0, -k);
-                    exponent += k;
-                }
-            }
-        };
-        match flips {
-            [] => {}
+        let (product, exponent) = match flips {
+            [] => (ONE, 0),
             [i] => {
                 let (r, ri) = self.tables(*i, sigma[*i]);
-                for j in 0..self.m {
-                    product *= r[j] * b_t[j] + ri[j] * a_t[j];
-                    rescale(&mut product, j);
-                }
+                product_of!(self.m, |j| r[j] * b_t[j] + ri[j] * a_t[j])
             }
             [i, k] => {
                 let (r1, ri1) = self.tables(*i, sigma[*i]);
                 let (r2, ri2) = self.tables(*k, sigma[*k]);
-                for j in 0..self.m {
-                    product *= r1[j] * r2[j] * b_t[j] + ri1[j] * ri2[j] * a_t[j];
-                    rescale(&mut product, j);
-                }
+                product_of!(self.m, |j| r1[j] * r2[j] * b_t[j]
+                    + ri1[j] * ri2[j] * a_t[j])
             }
-            _ => {
-                for j in 0..self.m {
-                    let (mut r, mut ri) = (ONE, ONE);
-                    for &i in flips {
-                        let (t, ti) = self.tables(i, sigma[i]);
-                        r *= t[j];
-                        ri *= ti[j];
-                    }
-                    product *= r * b_t[j] + ri * a_t[j];
-                    rescale(&mut product, j);
+            _ => product_of!(self.m, |j| {
+                let (mut r, mut ri) = (ONE, ONE);
+                for &i in flips {
+                    let (t, ti) = self.tables(i, sigma[i]);
+                    r *= t[j];
+                    ri *= ti[j];
                 }
-            }
-        }
+                r * b_t[j] + ri * a_t[j]
+            }),
+        };
         (product, exponent, visible)
     }
 

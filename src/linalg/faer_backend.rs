@@ -26,8 +26,9 @@ fn as_faer<'a, T: Field>(a: &'a CowArray<'a, T, Ix2>) -> MatRef<'a, T> {
 }
 
 fn par(work: usize) -> Par {
-    // Below ~1e5 multiply-adds the threads cost more than they save.
-    if work < 100_000 {
+    // Below ~1e5 multiply-adds the threads cost more than they save; inside a rayon task the
+    // caller already runs in parallel.
+    if work < 100_000 || rayon::current_thread_index().is_some() {
         Par::Seq
     } else {
         Par::rayon(0)
