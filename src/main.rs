@@ -11,6 +11,12 @@ use nqs::{config, errln, job};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    {
+        eprintln!("error: this nqs was built for x86-64-v3 (AVX2, FMA) and this CPU lacks them; rebuild with RUSTFLAGS=\"-C target-cpu=x86-64\" (see .cargo/config.toml)");
+        return ExitCode::from(2);
+    }
     // nqs owns its outputs through its own lock files; HDF5's file locking fails on many
     // parallel file systems and would also keep readers out of a live run file.
     std::env::set_var("HDF5_USE_FILE_LOCKING", "FALSE");
@@ -134,6 +140,7 @@ fn ed(args: cli::args::EdArgs, out: &cli::Printer, threads: usize) -> Result<()>
             momentum: args.momentum,
             inversion: args.inversion,
         },
+        auto_sector: !args.no_auto_sector,
         memory_limit: args.memory_gb.map(|gb| (gb * (1u64 << 30) as f64) as u64),
         output: args.output,
         force: args.force,

@@ -28,11 +28,72 @@ fn ground(
         n_states,
         method,
         symmetry,
+        auto_sector: false,
         ..EdOptions::default()
     };
     opts.lanczos.eigenvectors = false;
     let r = solve(h, lattice, &opts).unwrap();
     r.energies.iter().map(|e| e.0).collect()
+}
+
+/// The ground energy with the automatic sector (and the line that says how it was chosen).
+fn auto_ground(lattice: &Lattice, h: &Hamiltonian) -> (f64, String, usize) {
+    let mut opts = EdOptions::default();
+    opts.lanczos.eigenvectors = false;
+    let r = solve(h, lattice, &opts).unwrap();
+    (
+        r.ground_state.energy,
+        r.sector_choice.clone().unwrap_or_default(),
+        r.dimension(),
+    )
+}
+
+#[test]
+fn the_automatic_sector_holds_the_ground_state() {
+    let base = "[lattice]\nkind = \"chain\"\nlength = 12\nboundary = \"periodic\"\n[model]\ntotal_sz = 0\n";
+    let mut cases: Vec<(String, bool)> = vec![];
+    for length in (12..=24).step_by(2) {
+        let l = format!("lattice.length={length}");
+        cases.push((format!("model.kind=heisenberg;{l}"), true));
+    }
+    for jz in [-0.9, -0.5, 0.0, 0.4, 1.0, 2.0, 3.0] {
+        for length in [12, 14, 18] {
+            cases.push((
+                format!("model.kind=xxz;model.Jz={jz};lattice.length={length}"),
+                true,
+            ));
+        }
+    }
+    // Ferromagnetic J2 keeps the Marshall-rotated chain stoquastic; antiferromagnetic J2
+    // frustrates it: then the whole sector is solved and the line says why.
+    for (j2, stoquastic) in [(-0.3, true), (0.05, false), (0.5, false)] {
+        for length in [12, 16] {
+            cases.push((
+                format!("model.kind=j1j2;model.J2={j2};lattice.length={length}"),
+                stoquastic,
+            ));
+        }
+    }
+    for (overrides, stoquastic) in cases {
+        let o: Vec<&str> = overrides.split(';').collect();
+        let (lattice, h) = model(base, &o);
+        let full = ground(&lattice, &h, Method::Auto, SymmetryRequest::default(), 1)[0];
+        let (auto, line, dimension) = auto_ground(&lattice, &h);
+        assert!(
+            (auto - full).abs() <= 1e-11 * full.abs().max(1.0),
+            "{overrides}: automatic {auto} vs full {full} ({line})"
+        );
+        if stoquastic {
+            assert!(line.starts_with("automatic sector"), "{overrides}: {line}");
+            assert!(dimension * 2 * lattice.n_sites() <= 2 * binomial(lattice.n_sites()));
+        } else {
+            assert!(line.contains("positive"), "{overrides}: {line}");
+        }
+    }
+}
+
+fn binomial(n: usize) -> usize {
+    (0..n / 2).fold(1, |c, k| c * (n - k) / (k + 1))
 }
 
 fn chain(kind: &str, extra: &str) -> String {
@@ -267,4 +328,38 @@ fn memory_estimate_refuses_oversized_problems() {
     let err = solve(&h, &lattice, &opts).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("symmetry"), "{err}");
+}
+
+#[test]
+fn nqs_ed_says_how_the_sector_was_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.toml");
+    std::fs::write(
+        &path,
+        "[lattice]\nkind = \"chain\"\nlength = 14\n[model]\nkind = \"heisenberg\"\ntotal_sz = 0\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_nqs"))
+            .args(["--json", "ed", path.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let auto = run(&[]);
+    let full = run(&["--no-auto-sector"]);
+    // L = 14: L/2 odd, so the Marshall sign puts the ground state at k = π, z = −1.
+    assert_eq!(auto["sector"]["momentum"], serde_json::json!([7]));
+    assert_eq!(auto["sector"]["inversion"], serde_json::json!(-1));
+    assert!(auto["sector_choice"].as_str().unwrap().contains("Perron"));
+    assert_eq!(full["dimension"], serde_json::json!(3432));
+    assert_eq!(full["sector_choice"], serde_json::Value::Null);
+    let (a, f) = (
+        auto["energy"].as_f64().unwrap(),
+        full["energy"].as_f64().unwrap(),
+    );
+    assert!((a - f).abs() < 1e-11 * f.abs());
+    assert_eq!(auto["kernel"], "exchange");
 }

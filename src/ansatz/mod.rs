@@ -54,6 +54,10 @@ pub trait Ansatz: Clone + Send + Sync {
     fn log_psi(&self, sigma: &[i8], cache: &Self::Cache) -> Complex64;
     /// `log ψ(σ') − log ψ(σ)` for σ' = σ with `flips` flipped; no allocation.
     fn log_ratio(&self, sigma: &[i8], cache: &Self::Cache, flips: &[usize]) -> Complex64;
+    /// `ln |ψ(σ')/ψ(σ)|` = `Re log_ratio`: all the Metropolis test needs (no complex logarithm).
+    fn log_modulus_ratio(&self, sigma: &[i8], cache: &Self::Cache, flips: &[usize]) -> f64 {
+        self.log_ratio(sigma, cache, flips).re
+    }
     /// `ψ(σ')/ψ(σ)` (same as `exp(log_ratio)`, cheaper when no logarithm is needed).
     fn ratio(&self, sigma: &[i8], cache: &Self::Cache, flips: &[usize]) -> Complex64;
     /// Flips `flips` in σ and updates the cache accordingly.

@@ -384,6 +384,11 @@ impl Ansatz for Rbm {
         product.ln() + f64::from(exponent) * std::f64::consts::LN_2 + visible
     }
 
+    fn log_modulus_ratio(&self, sigma: &[i8], cache: &RbmCache, flips: &[usize]) -> f64 {
+        let (product, exponent, visible) = self.ratio_parts(sigma, cache, flips);
+        0.5 * product.norm_sqr().ln() + f64::from(exponent) * std::f64::consts::LN_2 + visible.re
+    }
+
     fn ratio(&self, sigma: &[i8], cache: &RbmCache, flips: &[usize]) -> Complex64 {
         let (product, exponent, visible) = self.ratio_parts(sigma, cache, flips);
         product * f64::powi(2.0, exponent) * visible.exp()
@@ -531,6 +536,8 @@ mod tests {
                 if step % 10_000 == 0 {
                     let fast = rbm.log_ratio(&sigma, &cache, &unique);
                     let slow = rbm.log_ratio_logcosh(&sigma, &cache, &unique);
+                    let modulus = rbm.log_modulus_ratio(&sigma, &cache, &unique);
+                    assert!((modulus - fast.re).abs() < 1e-9 * (1.0 + fast.re.abs()));
                     let d = fast - slow;
                     let d = Complex64::new(
                         d.re,

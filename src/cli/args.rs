@@ -99,6 +99,10 @@ pub struct EdArgs {
     /// Spin-inversion sector (+1 or -1), at total_sz = 0 only.
     #[arg(long, allow_hyphen_values = true, value_parser = parse_inversion)]
     pub inversion: Option<i8>,
+    /// Solve the whole S^z sector even when the ground state's symmetry sector is known by
+    /// Perron–Frobenius (stoquastic and connected; by default only that sector is solved).
+    #[arg(long)]
+    pub no_auto_sector: bool,
     /// Memory budget in GiB (default: the memory available now).
     #[arg(long, value_parser = parse_positive)]
     pub memory_gb: Option<f64>,

@@ -153,6 +153,8 @@ impl Printer {
                     "energies": r.energies.iter().map(|e| e.0).collect::<Vec<_>>(),
                     "sector": r.ground_state.sector,
                     "sectors": r.sectors,
+                    "sector_choice": r.sector_choice,
+                    "kernel": r.kernel,
                     "correlation_label": report.correlation_label,
                     "zz_correlations": correlations.then(|| report.correlations.as_ref().map(|c| c.outer_iter().map(|row| row.to_vec()).collect::<Vec<_>>())),
                     "structure_factor": report.structure_factor.iter().map(|(q, s)| json!({"q": q, "value": s})).collect::<Vec<_>>(),
@@ -161,6 +163,9 @@ impl Printer {
                 })
             );
             return;
+        }
+        if let Some(choice) = &r.sector_choice {
+            outln!("{choice}");
         }
         outln!(
             "{:<28} {:>12} {:>8} {:>8} {:>24}",

@@ -9,6 +9,8 @@
 
 pub mod formulas;
 pub mod lanczos;
+pub mod perron;
+pub mod rows;
 pub mod symmetry;
 
 use crate::error::{Error, Result};
@@ -20,6 +22,7 @@ use lanczos::{lanczos, LanczosInfo, LanczosParams, LinearOperator};
 use ndarray::Array2;
 use num_complex::Complex64;
 use rayon::prelude::*;
+use rows::{BitRows, Rows};
 use serde::Serialize;
 use symmetry::{SymmetricBasis, SymmetricOperator};
 
@@ -57,6 +60,9 @@ pub struct EdOptions {
     /// Refuse problems whose estimated memory exceeds this many bytes.
     pub memory_limit: u64,
     pub lanczos: LanczosParams,
+    /// Solve only the ground state's sector when Perron–Frobenius fixes it ([`perron`]);
+    /// applies to the ground state alone (`n_states = 1`) without an explicit `symmetry`.
+    pub auto_sector: bool,
 }
 
 impl Default for EdOptions {
@@ -67,6 +73,7 @@ impl Default for EdOptions {
             symmetry: SymmetryRequest::default(),
             memory_limit: available_memory(),
             lanczos: LanczosParams::default(),
+            auto_sector: true,
         }
     }
 }
@@ -142,6 +149,10 @@ pub struct EdResult {
     pub energies: Vec<(f64, Sector)>,
     pub sectors: Vec<SectorSolution>,
     pub ground_state: GroundState,
+    /// How the sector was chosen, when the automatic choice was considered (one line).
+    pub sector_choice: Option<String>,
+    /// The row kernel of the products: `exchange` or `pauli`.
+    pub kernel: &'static str,
 }
 
 impl EdResult {
@@ -156,9 +167,6 @@ impl EdResult {
         names.join("+")
     }
 }
-
-/// Largest plain-basis dimension into which a symmetric ground state is expanded for storage.
-const EXPAND_LIMIT: usize = 1 << 22;
 
 /// A Hermitian matrix given row by row (matrix-free).
 pub trait RowOperator<T>: Sync {
@@ -187,13 +195,14 @@ impl<T: Field, R: RowOperator<T>> LinearOperator<T> for R {
 
 /// The Hamiltonian restricted to a plain basis (full space or an S^z sector):
 /// row s holds `⟨s|H|s⟩` and `⟨s|H|s'⟩` at column `rank(s')`.
-struct SectorOperator<'a> {
-    operator: &'a PauliSum,
-    basis: &'a SectorBasis,
-    states: &'a [u64],
+pub struct SectorOperator<'a, K: BitRows> {
+    pub rows: &'a K,
+    pub basis: &'a SectorBasis,
+    /// The basis states in rank order.
+    pub states: &'a [u64],
 }
 
-impl<T: Field> RowOperator<T> for SectorOperator<'_> {
+impl<T: Field, K: BitRows> RowOperator<T> for SectorOperator<'_, K> {
     fn dim(&self) -> usize {
         self.states.len()
     }
@@ -201,9 +210,9 @@ impl<T: Field> RowOperator<T> for SectorOperator<'_> {
     #[inline]
     fn row(&self, r: usize, mut f: impl FnMut(usize, T)) {
         let state = self.states[r];
-        f(r, T::from_c64(self.operator.diagonal_bits(state)));
-        self.operator
-            .for_each_connected_bits(state, |s, e| f(self.basis.rank(s) as usize, T::from_c64(e)));
+        f(r, self.rows.diagonal(state));
+        self.rows
+            .for_each_connected(state, |s, e| f(self.basis.rank(s) as usize, e));
     }
 }
 
@@ -294,10 +303,11 @@ fn solve_sector<T: Field>(
     }
 }
 
-/// Memory estimate (bytes) of a Lanczos solve of `dim` states with `scalar` bytes per entry.
-fn lanczos_bytes(dim: u64, scalar: u64, opts: &EdOptions) -> u64 {
+/// Memory estimate (bytes) of a Lanczos solve of `dim` states with `scalar` bytes per entry
+/// and `per_state` bytes of basis tables per state.
+fn lanczos_bytes(dim: u64, scalar: u64, per_state: u64, opts: &EdOptions) -> u64 {
     let vectors = (opts.lanczos.max_basis.max(opts.n_states + 8) as u64 + 4) * scalar;
-    dim.saturating_mul(8 + 8 + vectors)
+    dim.saturating_mul(per_state + vectors)
 }
 
 fn check_memory(bytes: u64, opts: &EdOptions, what: &str, suggestion: &str) -> Result<()> {
@@ -366,7 +376,24 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
     }
     // Always the physical operator: eigenvectors and sector labels leave the program.
     let op = &hamiltonian.physical;
+    let rows = Rows::of(op);
     let plain = SectorBasis::new(n, hamiltonian.n_up)?;
+    let mut symmetry = opts.symmetry.clone();
+    let sector_choice = if opts.auto_sector && opts.n_states == 1 && !symmetry.enabled {
+        Some(match perron::ground_sector(op, hamiltonian.n_up, lattice) {
+            Ok(ground) => {
+                symmetry = SymmetryRequest {
+                    enabled: true,
+                    momentum: Some(ground.momentum),
+                    inversion: ground.inversion,
+                };
+                format!("automatic sector: {}", ground.reason)
+            }
+            Err(why) => format!("whole sector, no automatic symmetry sector: {why}"),
+        })
+    } else {
+        None
+    };
     let scalar_bytes = |complex: bool| if complex { 16 } else { 8 };
     let real_op = op.is_real();
     let mut solutions = Vec::new();
@@ -382,7 +409,7 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
             }
             solutions.push(solution);
         };
-    if !opts.symmetry.enabled {
+    if !symmetry.enabled {
         let dim = plain.dimension();
         let suggestion = if lattice.translations().len() > 1 {
             "; use symmetry sectors (--symmetry, optionally --momentum K --inversion Z) or a total_sz sector"
@@ -390,7 +417,7 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
             "; restrict to a total_sz sector or use a smaller lattice"
         };
         check_memory(
-            lanczos_bytes(dim, scalar_bytes(!real_op), opts),
+            lanczos_bytes(dim, scalar_bytes(!real_op), 16, opts),
             opts,
             &format!(
                 "the {} of {n} sites ({dim} states)",
@@ -404,7 +431,7 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
         )?;
         let states: Vec<u64> = plain.states().collect();
         let sector_op = SectorOperator {
-            operator: op,
+            rows: &rows,
             basis: &plain,
             states: &states,
         };
@@ -428,10 +455,10 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
             return Err(Error::Input("the Hamiltonian is not translation invariant on this lattice; run without --symmetry".into()));
         }
         let inversion_ok = hamiltonian.n_up.is_none_or(|k| 2 * k == n) && inversion_invariant(op);
-        if opts.symmetry.inversion.is_some() && !inversion_ok {
+        if symmetry.inversion.is_some() && !inversion_ok {
             return Err(Error::Input("spin inversion needs total_sz = 0 (or no S^z sector) and a Hamiltonian invariant under flipping all spins".into()));
         }
-        let momenta = match &opts.symmetry.momentum {
+        let momenta = match &symmetry.momentum {
             Some(k) => {
                 if k.len() != lattice.extent().len()
                     || k.iter().zip(lattice.extent()).any(|(q, l)| q >= l)
@@ -446,15 +473,26 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
             }
             None => lattice.momentum_indices(),
         };
-        let inversions: Vec<Option<i8>> = match (opts.symmetry.inversion, inversion_ok) {
+        let inversions: Vec<Option<i8>> = match (symmetry.inversion, inversion_ok) {
             (Some(z), _) => vec![Some(z)],
             (None, true) => vec![Some(1), Some(-1)],
             (None, false) => vec![None],
         };
         let group = lattice.translations().len() as u64 * if inversion_ok { 2 } else { 1 };
         let estimate = plain.dimension() / group + 1;
+        let real_sectors = real_op
+            && momenta.iter().all(|k| {
+                k.iter()
+                    .zip(lattice.extent())
+                    .all(|(q, l)| (2 * q) % l == 0)
+            });
         check_memory(
-            lanczos_bytes(estimate, 16, opts) + (1 << 27),
+            lanczos_bytes(
+                estimate,
+                scalar_bytes(!real_sectors),
+                SymmetricBasis::BYTES_PER_STATE,
+                opts,
+            ) + (1 << 27),
             opts,
             &format!("a symmetry sector of about {estimate} states"),
             "; use a smaller lattice",
@@ -475,7 +513,7 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
                     .zip(lattice.extent())
                     .all(|(q, l)| (2 * q) % l == 0);
                 let sym_op = SymmetricOperator {
-                    operator: op,
+                    rows: &rows,
                     basis: &basis,
                 };
                 let (solution, vector) = if real_op && real_characters {
@@ -527,7 +565,8 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
                         .expect("translations act transitively");
                     per_translation[t]
                 });
-                let (states, amplitudes) = if (plain.dimension() as usize) <= EXPAND_LIMIT {
+                let expanded_bytes = plain.dimension().saturating_mul(24);
+                let (states, amplitudes) = if expanded_bytes <= opts.memory_limit / 4 {
                     expand(&basis, &plain, &vector)
                 } else {
                     (vec![], vec![])
@@ -546,6 +585,8 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
         energies,
         sectors: solutions,
         ground_state,
+        sector_choice,
+        kernel: rows.kernel_name(),
     })
 }
 

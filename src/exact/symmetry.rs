@@ -8,11 +8,11 @@
 //!
 //! `(H x)_r = Σ_s ⟨r|H|s⟩ χ(g_s) √(n_{rep(s)}/n_r) x_{rep(s)}`,  with `g_s s = rep(s)`.
 
+use crate::exact::rows::BitRows;
 use crate::exact::RowOperator;
 use crate::hilbert::SectorBasis;
 use crate::lattice::Lattice;
 use crate::linalg::{Field, BLOCK};
-use crate::operator::PauliSum;
 use num_complex::Complex64;
 use rayon::prelude::*;
 use std::f64::consts::PI;
@@ -38,9 +38,70 @@ pub struct SymmetricBasis {
     representatives: Vec<u64>,
     /// n_r of each representative (real and positive).
     norms: Vec<f64>,
-    /// `bucket[b]` = first representative whose top bits are ≥ b.
-    bucket: Vec<u32>,
-    bucket_shift: u32,
+    /// `√n_r`, for the row elements' `√(n_j/n_r)`.
+    sqrt_norms: Vec<f64>,
+    /// When every translation is a rotation of the N-bit word (chains): the translation index
+    /// of the rotation by r, for the fast smallest-rotation search.
+    rotation_index: Option<Vec<u32>>,
+    /// Representative → index: open addressing with linear probing, load ≤ 2/3.
+    index: RepresentativeIndex,
+}
+
+/// A hash map from representatives to their index: one cache line per lookup, where the
+/// representatives' top bits (mostly zero: they are the smallest images) make range buckets
+/// useless. Fibonacci hashing, linear probing, `u64::MAX` marks an empty slot.
+#[derive(Clone, Debug, Default)]
+struct RepresentativeIndex {
+    slots: Vec<(u64, u32)>,
+    shift: u32,
+}
+
+impl RepresentativeIndex {
+    const EMPTY: u64 = u64::MAX;
+
+    /// Bytes per representative, at most (capacity ≤ 3 × the count, 16 bytes a slot).
+    const BYTES_PER_ENTRY: u64 = 48;
+
+    fn new(representatives: &[u64]) -> Self {
+        let capacity = (representatives.len() + representatives.len() / 2 + 1).next_power_of_two();
+        let mut index = RepresentativeIndex {
+            slots: vec![(Self::EMPTY, 0); capacity],
+            shift: 64 - capacity.trailing_zeros(),
+        };
+        for (j, &rep) in representatives.iter().enumerate() {
+            let mut slot = index.home(rep);
+            while index.slots[slot].0 != Self::EMPTY {
+                slot = (slot + 1) & (capacity - 1);
+            }
+            index.slots[slot] = (rep, j as u32);
+        }
+        index
+    }
+
+    #[inline]
+    fn home(&self, rep: u64) -> usize {
+        if self.shift == 64 {
+            0
+        } else {
+            (rep.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+        }
+    }
+
+    #[inline]
+    fn get(&self, rep: u64) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(rep);
+        loop {
+            let (key, value) = self.slots[slot];
+            if key == rep {
+                return Some(value as usize);
+            }
+            if key == Self::EMPTY {
+                return None;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
 }
 
 impl SymmetricBasis {
@@ -98,6 +159,16 @@ impl SymmetricBasis {
             let flipped: Vec<Complex64> = characters.iter().map(|c| c * f64::from(z)).collect();
             characters.extend(flipped);
         }
+        let rotation_index = (actions.len() == n).then(|| {
+            let mut index = vec![u32::MAX; n];
+            for (t, action) in actions.iter().enumerate() {
+                if let Action::Rotate(r) = action {
+                    index[*r as usize] = t as u32;
+                }
+            }
+            index
+        });
+        let rotation_index = rotation_index.filter(|index| index.iter().all(|&t| t != u32::MAX));
         let mut basis = SymmetricBasis {
             n_sites: n,
             mask,
@@ -106,8 +177,9 @@ impl SymmetricBasis {
             inversion,
             representatives: vec![],
             norms: vec![],
-            bucket: vec![],
-            bucket_shift: 0,
+            sqrt_norms: vec![],
+            rotation_index,
+            index: RepresentativeIndex::default(),
         };
         basis.enumerate(sector);
         basis
@@ -130,9 +202,78 @@ impl SymmetricBasis {
         self.characters.len()
     }
 
+    /// The smallest rotation of an N-bit word and the rotation r (site i ↦ i + r) giving it.
+    ///
+    /// The smallest rotation has the longest cyclic run of zeros on top, so only rotations
+    /// that move the start of a longest zero run there are candidates. Runs by binary lifting:
+    /// `y_p` has bit i set when bits i..i+p of the word are all zero, `y_{m+p} = y_m ∧ y_p ≫ m`
+    /// (cyclic) — O(log N) word operations instead of N rotations.
+    #[inline]
+    fn smallest_rotation(&self, state: u64) -> (u64, u32) {
+        let n = self.n_sites as u32;
+        let mask = self.mask;
+        // Cyclic right rotation of the N-bit word by 0 ≤ k ≤ N, without branches or division
+        // (wrapping shifts make k = 0 and k = N = 64 come out right).
+        let rotr = |x: u64, k: u32| (x.wrapping_shr(k) | x.wrapping_shl(n - k)) & mask;
+        let zeros = !state & mask;
+        if zeros == mask || zeros == 0 {
+            return (state, 0);
+        }
+        let mut powers = [0u64; 7];
+        powers[0] = zeros;
+        let mut levels = 1;
+        while (1u32 << levels) < n && levels < 7 {
+            let p = powers[levels - 1];
+            powers[levels] = p & rotr(p, 1 << (levels - 1));
+            levels += 1;
+        }
+        let (mut starts, mut run) = (mask, 0u32);
+        for level in (0..levels).rev() {
+            let next = starts & rotr(powers[level], run);
+            if next != 0 {
+                starts = next;
+                run += 1 << level;
+            }
+        }
+        // `starts`: first sites of the longest zero runs (length `run`); put one on top.
+        let mut best = (u64::MAX, 0);
+        while starts != 0 {
+            let i = starts.trailing_zeros();
+            // r = (N − run − i) mod N, with 1 ≤ run < N and i < N.
+            let r = if run + i <= n {
+                n - run - i
+            } else {
+                2 * n - run - i
+            };
+            let image = rotr(state, n - r);
+            if image < best.0 {
+                best = (image, r);
+            }
+            starts &= starts - 1;
+        }
+        best
+    }
+
     /// The representative of `state` and the index of a group element mapping it there.
     #[inline]
     pub fn representative(&self, state: u64) -> (u64, usize) {
+        let n_t = self.actions.len();
+        if let Some(index) = &self.rotation_index {
+            let (rep, r) = self.smallest_rotation(state);
+            let mut best = (rep, index[r as usize] as usize);
+            if self.inversion.is_some() {
+                let (rep, r) = self.smallest_rotation(state ^ self.mask);
+                if rep < best.0 {
+                    best = (rep, n_t + index[r as usize] as usize);
+                }
+            }
+            return best;
+        }
+        self.representative_by_search(state)
+    }
+
+    /// [`Self::representative`] by applying every group element.
+    fn representative_by_search(&self, state: u64) -> (u64, usize) {
         let n_t = self.actions.len();
         let mut best = (state, 0);
         for t in 1..n_t {
@@ -213,20 +354,12 @@ impl SymmetricBasis {
                 self.norms.push(nr);
             }
         }
-        let bits = (self.n_sites as u32).min(24);
-        self.bucket_shift = self.n_sites as u32 - bits;
-        let n_buckets = 1usize << bits;
-        self.bucket = vec![0; n_buckets + 1];
-        let mut i = 0usize;
-        for b in 0..=n_buckets {
-            while i < self.representatives.len()
-                && ((self.representatives[i] >> self.bucket_shift) as usize) < b
-            {
-                i += 1;
-            }
-            self.bucket[b] = i as u32;
-        }
+        self.sqrt_norms = self.norms.iter().map(|n| n.sqrt()).collect();
+        self.index = RepresentativeIndex::new(&self.representatives);
     }
+
+    /// Bytes per representative of a basis (representative, n_r, √n_r, index).
+    pub const BYTES_PER_STATE: u64 = 24 + RepresentativeIndex::BYTES_PER_ENTRY;
 
     pub fn dimension(&self) -> usize {
         self.representatives.len()
@@ -246,12 +379,7 @@ impl SymmetricBasis {
     /// Index of a representative, if it belongs to the sector.
     #[inline]
     pub fn index(&self, rep: u64) -> Option<usize> {
-        let b = (rep >> self.bucket_shift) as usize;
-        let (lo, hi) = (self.bucket[b] as usize, self.bucket[b + 1] as usize);
-        self.representatives[lo..hi]
-            .binary_search(&rep)
-            .ok()
-            .map(|i| lo + i)
+        self.index.get(rep)
     }
 
     /// Translation-averaged correlation `C(t) = (1/N) Σ_i ⟨Z_i Z_{t(i)}⟩` for every translation t
@@ -291,12 +419,12 @@ impl SymmetricBasis {
 }
 
 /// The Hamiltonian restricted to a [`SymmetricBasis`].
-pub struct SymmetricOperator<'a> {
-    pub operator: &'a PauliSum,
+pub struct SymmetricOperator<'a, K: BitRows> {
+    pub rows: &'a K,
     pub basis: &'a SymmetricBasis,
 }
 
-impl<T: Field> RowOperator<T> for SymmetricOperator<'_> {
+impl<T: Field, K: BitRows> RowOperator<T> for SymmetricOperator<'_, K> {
     fn dim(&self) -> usize {
         self.basis.dimension()
     }
@@ -305,16 +433,66 @@ impl<T: Field> RowOperator<T> for SymmetricOperator<'_> {
     fn row(&self, r: usize, mut f: impl FnMut(usize, T)) {
         let b = self.basis;
         let state = b.representatives[r];
-        let inv_norm = 1.0 / b.norms[r];
-        f(r, T::from_c64(self.operator.diagonal_bits(state)));
-        self.operator.for_each_connected_bits(state, |s, element| {
+        let inv_sqrt_norm = 1.0 / b.sqrt_norms[r];
+        f(r, self.rows.diagonal(state));
+        self.rows.for_each_connected(state, |s, element: T| {
             let (rep, g) = b.representative(s);
             if let Some(j) = b.index(rep) {
-                f(
-                    j,
-                    T::from_c64(element * b.characters[g] * (b.norms[j] * inv_norm).sqrt()),
-                );
+                // For f64 (real characters) only the real part is formed.
+                let factor = T::from_c64(b.characters[g] * (b.sqrt_norms[j] * inv_sqrt_norm));
+                f(j, element * factor);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lattice::Boundary;
+    use rand::{RngExt, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    #[test]
+    fn smallest_rotation_equals_the_search() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        for n in [2, 3, 4, 5, 8, 13, 24, 31, 32, 40, 63] {
+            let lattice = Lattice::chain(n, Boundary::Periodic);
+            // One up spin: a cheap sector; the search does not depend on it.
+            let sector = SectorBasis::new(n, Some(1)).unwrap();
+            for inversion in [None, Some(1)] {
+                let basis = SymmetricBasis::new(&lattice, &sector, &[0], inversion);
+                assert!(basis.rotation_index.is_some());
+                let mask = basis.mask;
+                let mut states = vec![
+                    0,
+                    mask,
+                    1,
+                    mask ^ 1,
+                    0b1010 & mask,
+                    mask & 0x5555_5555_5555_5555,
+                ];
+                for _ in 0..2000 {
+                    states.push(rng.random::<u64>() & mask);
+                    let sparse = rng.random::<u64>() & rng.random::<u64>();
+                    states.push(sparse & mask);
+                }
+                for state in states {
+                    let fast = basis.representative(state);
+                    let slow = basis.representative_by_search(state);
+                    assert_eq!(fast.0, slow.0, "n={n} state={state:b}");
+                    let n_t = basis.actions.len();
+                    let image = if fast.1 < n_t {
+                        basis.translate(fast.1, state)
+                    } else {
+                        basis.translate(fast.1 - n_t, state ^ mask)
+                    };
+                    assert_eq!(
+                        image, fast.0,
+                        "n={n}: the group element maps to the representative"
+                    );
+                }
+            }
+        }
     }
 }

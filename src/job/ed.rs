@@ -14,6 +14,8 @@ pub struct EdJob {
     pub states: usize,
     pub method: Method,
     pub symmetry: SymmetryRequest,
+    /// Solve only the ground state's sector when Perron–Frobenius fixes it.
+    pub auto_sector: bool,
     /// Memory budget in bytes (default: what is available now).
     pub memory_limit: Option<u64>,
     pub output: Option<PathBuf>,
@@ -56,6 +58,7 @@ pub fn run(
         n_states: job.states,
         method: job.method,
         symmetry: job.symmetry.clone(),
+        auto_sector: job.auto_sector,
         ..EdOptions::default()
     };
     if let Some(limit) = job.memory_limit {

@@ -437,6 +437,32 @@ impl PauliSum {
             .all(|s| s.coeff.im.abs() <= 1e-12 * scale.max(1.0))
     }
 
+    /// Every value of off-diagonal group `g`'s element: `(s, ⟨s|H|s ⊕ flips⟩)` for each
+    /// configuration `s` of the sites the group touches (flips and Z/Y sites; other bits 0).
+    /// None when it touches more than 20 sites.
+    pub fn group_elements(&self, g: usize) -> Option<Vec<(u64, Complex64)>> {
+        let mut touched: Vec<usize> = self.flipped_sites(g).to_vec();
+        for t in self.term_offsets[g]..self.term_offsets[g + 1] {
+            touched.extend(&self.z_sites[self.z_offsets[t]..self.z_offsets[t + 1]]);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        if touched.len() > 20 || touched.iter().any(|&i| i >= 64) {
+            return None;
+        }
+        Some(
+            (0u64..1 << touched.len())
+                .map(|local| {
+                    let state = touched
+                        .iter()
+                        .enumerate()
+                        .fold(0u64, |acc, (k, &site)| acc | (((local >> k) & 1) << site));
+                    (state, self.group_element_bits(g, state))
+                })
+                .collect(),
+        )
+    }
+
     /// True when the operator commutes with total S^z: every flip group's element vanishes on
     /// every configuration where the flip changes the magnetization. Checked by enumerating the
     /// sites a group touches (groups touching more than 20 sites are assumed not to conserve).

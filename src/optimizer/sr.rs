@@ -373,31 +373,45 @@ pub struct ProblemSize {
     /// Bytes a solver may allocate.
     pub memory: u64,
     pub multiplicative: bool,
+    /// CG's iteration cap (`optimizer.cg_max_iterations`).
+    pub cg_max_iterations: usize,
 }
 
-/// The solver `auto` picks, and why: the cheapest by multiply-add count within the memory
-/// budget. Dense: `N_s P²/R + P³/3`; sample: `N_s²(N + M) + N_s³/3` (structured) or
-/// `N_s² P + N_s³/3`; CG: about 100 iterations of two products, `4 N_s N M/R` (structured) or
-/// `2 N_s P/R` each. `sample` needs the additive shift, and several ranks only when structured.
+/// How much slower than the Cholesky's GEMM updates the CG iteration runs per multiply-add
+/// (skinny products and vector updates; measured 22 vs 59 G multiply-adds/s on 2 Xeon cores
+/// at (N, M, N_s) = (36, 108, 2000), see benches/README.md).
+const CG_EFFICIENCY_PENALTY: f64 = 2.5;
+
+/// The solver `auto` picks, and why: the cheapest by real multiply-add count (a complex
+/// multiply-add is 4, real × complex 2) within the memory budget, with R processes:
+/// - dense: `4 (N_s P²/R + P³/3)` (form S, Cholesky);
+/// - sample: `4 (N_s² P + N_s³/3)`, or `2 N_s² N + 4 N_s² M + 4 N_s³/3` for the structured
+///   RBM (Gram matrices of σ and of tanh θ, then Cholesky);
+/// - CG: `S v` costs `8 N_s P/R`, or `4 N_s N M/R` structured (two real × complex GEMMs),
+///   at the iteration cap (S grows ill-conditioned as the state converges: the L = 36 chain
+///   reaches a cap of 200 by its tenth iteration) and weighted by [`CG_EFFICIENCY_PENALTY`].
+///
+/// `sample` needs the additive shift, and several ranks only when structured.
 pub fn choose(size: &ProblemSize) -> (SolverKind, String) {
     let (ns, p, r) = (
         size.samples as f64,
         size.parameters as f64,
         size.ranks as f64,
     );
-    let product = match size.rbm {
-        Some((n, m)) => 2.0 * ns * n as f64 * m as f64,
-        None => ns * p,
+    let cg_iteration = match size.rbm {
+        Some((n, m)) => 4.0 * ns * n as f64 * m as f64,
+        None => 8.0 * ns * p,
     };
-    let cg = 100.0 * 2.0 * product / r;
-    let dense = ns * p * p / r + p * p * p / 3.0;
+    let cg_iterations = size.cg_max_iterations as f64;
+    let cg = CG_EFFICIENCY_PENALTY * cg_iterations * cg_iteration / r;
+    let dense = 4.0 * (ns * p * p / r + p * p * p / 3.0);
     let sample = match size.rbm {
-        Some((n, m)) => ns * ns * (n + m) as f64 + ns * ns * ns / 3.0,
-        None => ns * ns * p + ns * ns * ns / 3.0,
+        Some((n, m)) => ns * ns * (2.0 * n as f64 + 4.0 * m as f64) + 4.0 * ns * ns * ns / 3.0,
+        None => 4.0 * (ns * ns * p + ns * ns * ns / 3.0),
     };
     let fits = |dim: f64| dim * dim * 16.0 * 3.0 < size.memory as f64;
     let mut best = (cg, SolverKind::Cg);
-    let mut why = vec![format!("cg ~{cg:.1e} (100 its)")];
+    let mut why = vec![format!("cg ~{cg:.1e} ({cg_iterations} its)")];
     if fits(p) {
         why.push(format!("dense ~{dense:.1e}"));
         if dense < best.0 {
@@ -427,7 +441,7 @@ pub fn choose(size: &ProblemSize) -> (SolverKind, String) {
     (
         best.1,
         format!(
-            "auto chose {name} for {} samples × {} parameters{} ({}; multiply-adds)",
+            "auto chose {name} for {} samples × {} parameters{} ({}; real multiply-adds)",
             size.samples,
             size.parameters,
             if size.rbm.is_some() {

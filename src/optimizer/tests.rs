@@ -192,6 +192,7 @@ fn auto_prefers_the_kernel_when_samples_are_fewer_than_parameters() {
         ranks: 1,
         memory: 8 << 30,
         multiplicative: false,
+        cg_max_iterations: 200,
     };
     let (kind, why) = sr::choose(&size);
     assert_eq!(kind, SolverKind::Sample, "{why}");
@@ -213,6 +214,7 @@ fn a_failed_step_leaves_the_state_unchanged() {
         ranks: 1,
         memory: 1 << 30,
         multiplicative: false,
+        cg_max_iterations: 200,
     };
     let (optimizer, _) = Optimizer::new(&spec, &size);
     let mut o = ndarray::Array2::from_shape_vec((10, 4), random_vector(40, 8)).unwrap();

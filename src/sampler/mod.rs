@@ -458,9 +458,9 @@ fn sweep<A: Ansatz>(ansatz: &A, settings: &SamplerSettings, chain: &mut Chain<A:
         {
             continue;
         }
-        let log_ratio = ansatz.log_ratio(&chain.sigma, &chain.cache, &chain.flips);
+        let log_modulus = ansatz.log_modulus_ratio(&chain.sigma, &chain.cache, &chain.flips);
         let u: f64 = chain.rng.random();
-        if u.ln() < 2.0 * log_ratio.re {
+        if u.ln() < 2.0 * log_modulus {
             ansatz.flip(&mut chain.sigma, &mut chain.cache, &chain.flips);
             chain.accepted += 1;
         }

@@ -318,6 +318,10 @@ impl<'a, A: Ansatz> Driver<'a, A> {
             memory,
             multiplicative: matches!(&problem.optimizer.method,
                 MethodSpec::Sr(s) if s.diag_shift_kind == ShiftKind::Multiplicative),
+            cg_max_iterations: match &problem.optimizer.method {
+                MethodSpec::Sr(s) => s.cg_max_iterations,
+                _ => 0,
+            },
         };
         let (optimizer, note) = Optimizer::new(problem.optimizer, &size);
         Driver {
