@@ -2,8 +2,9 @@
 # Times NetKet 3 (PyPI, in a venv this script creates) and nqs on the same problems, on this
 # machine, and prints both and the ratio.
 #
-#   scripts/netket_compare.sh ed        # Lanczos ground state, Heisenberg chain L = 20, 22 (S^z = 0)
-#   scripts/netket_compare.sh vmc       # seconds per VMC iteration: RBM α=2 at L=16, 24;
+#   scripts/netket_compare.sh ed        # Lanczos ground state, Heisenberg chain L = 20, 22 (S^z = 0;
+#                                       # nqs in the whole sector and in its automatic sector)
+#   scripts/netket_compare.sh vmc       # seconds per VMC iteration: RBM α=2 at L=16, 24, α=3 at 36;
 #                                       # RBMSymm α=4 at L=24, 80 (1008 samples, 16 chains, SR+CG)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,20 +27,29 @@ ed)
     for L in 20 22; do
         nk=$("$venv/bin/python" -W ignore scripts/netket_compare.py ed "$L" 2>/dev/null)
         printf '[lattice]\nkind = "chain"\nlength = %s\n[model]\nkind = "heisenberg"\ntotal_sz = 0\n' "$L" > "$model"
-        ours=$(./target/release/nqs --threads "$threads" --json ed "$model" 2>/dev/null)
-        t_nk=$(json "$nk" repeated_call_s); t_first=$(json "$nk" first_call_s); t_ours=$(json "$ours" wall_time_s)
-        echo "L=$L  NetKet lanczos_ed: first call $t_first s, repeated $t_nk s | nqs ed: $t_ours s | ratio (repeated/nqs) $(ratio "$t_nk" "$t_ours")x"
-        echo "      energies: NetKet $(json "$nk" energy)  nqs $(json "$ours" energy)"
+        full=$(./target/release/nqs --threads "$threads" --json ed "$model" --no-auto-sector 2>/dev/null)
+        auto=$(./target/release/nqs --threads "$threads" --json ed "$model" 2>/dev/null)
+        t_nk=$(json "$nk" repeated_call_s); t_first=$(json "$nk" first_call_s)
+        t_full=$(json "$full" wall_time_s); t_auto=$(json "$auto" wall_time_s)
+        echo "L=$L  NetKet lanczos_ed: first call $t_first s, repeated $t_nk s"
+        echo "      nqs ed --no-auto-sector (S^z = 0, $(json "$full" dimension) states): $t_full s, ratio (NetKet repeated / nqs) $(ratio "$t_nk" "$t_full")x"
+        echo "      nqs ed (automatic sector $(json "$auto" sector), $(json "$auto" dimension) states): $t_auto s, ratio $(ratio "$t_nk" "$t_auto")x"
+        echo "      energies: NetKet $(json "$nk" energy)  nqs $(json "$full" energy)  $(json "$auto" energy)"
     done
     ;;
 vmc)
-    for case in "16 2 rbm" "24 2 rbm" "24 4 rbm_symm" "80 4 rbm_symm"; do
+    for case in "16 2 rbm" "24 2 rbm" "36 3 rbm" "24 4 rbm_symm" "80 4 rbm_symm"; do
         set -- $case
         nk=$("$venv/bin/python" -W ignore scripts/netket_compare.py vmc "$1" "$2" "$3" 20 2>/dev/null)
-        printf '[lattice]\nkind = "chain"\nlength = %s\n[model]\nkind = "heisenberg"\ntotal_sz = 0\n[ansatz]\nkind = "%s"\nalpha = %s\n[sampler]\nkind = "exchange"\nchains = 16\nsamples = 1008\n[optimizer]\nkind = "sr"\nsolver = "cg"\nlearning_rate = 0.01\ndiag_shift = 0.01\niterations = 50\ncg_tolerance = 1e-5\n' "$1" "$3" "$2" > "$model"
-        ours=$(./target/release/nqs --threads "$threads" --json run "$model" --no-reference --force --output "$(mktemp -u --suffix=.h5)" 2>/dev/null)
-        t_nk=$(json "$nk" seconds_per_iteration); t_ours=$(json "$ours" time_per_iteration_s)
-        echo "L=$1 $3 alpha=$2 ($(json "$ours" n_parameters) parameters): NetKet $t_nk s/iteration | nqs $t_ours s/iteration | ratio $(ratio "$t_nk" "$t_ours")x"
+        line="L=$1 $3 alpha=$2: NetKet (SR, CG) $(json "$nk" seconds_per_iteration) s/iteration"
+        # nqs with the same CG (tolerance 1e-5) and with its automatic SR solver.
+        for solver in cg auto; do
+            printf '[lattice]\nkind = "chain"\nlength = %s\n[model]\nkind = "heisenberg"\ntotal_sz = 0\n[ansatz]\nkind = "%s"\nalpha = %s\n[sampler]\nkind = "exchange"\nchains = 16\nsamples = 1008\n[optimizer]\nkind = "sr"\nsolver = "%s"\nlearning_rate = 0.01\ndiag_shift = 0.01\niterations = 50\ncg_tolerance = 1e-5\n' "$1" "$3" "$2" "$solver" > "$model"
+            ours=$(./target/release/nqs --threads "$threads" --json run "$model" --no-reference --force --output "$(mktemp -u --suffix=.h5)" 2>/dev/null)
+            t_ours=$(json "$ours" time_per_iteration_s)
+            line="$line | nqs $solver $t_ours s ($(ratio "$(json "$nk" seconds_per_iteration)" "$t_ours")x)"
+        done
+        echo "$line ($(json "$ours" n_parameters) parameters)"
     done
     ;;
 *)

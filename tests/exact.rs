@@ -218,6 +218,51 @@ fn symmetry_sectors_reproduce_the_plain_spectrum() {
 }
 
 #[test]
+fn a_bracketed_scan_finds_the_lowest_states_of_every_sector() {
+    // Lanczos sectors are bracketed first and solved only when they can hold one of the
+    // lowest states; the union must be the plain spectrum (with degeneracies).
+    for (kind, extra, length, states) in [
+        ("heisenberg", "total_sz = 0", 16, 5),
+        ("xxz", "Jz = 2.0\ntotal_sz = 1", 14, 3),
+        ("tfi", "h = 0.8", 12, 4),
+    ] {
+        let (lattice, h) = model(&chain(kind, extra), &[&format!("lattice.length={length}")]);
+        let plain = ground(
+            &lattice,
+            &h,
+            Method::Lanczos,
+            SymmetryRequest::default(),
+            states,
+        );
+        let mut opts = EdOptions {
+            n_states: states,
+            method: Method::Lanczos,
+            symmetry: SymmetryRequest {
+                enabled: true,
+                ..Default::default()
+            },
+            ..EdOptions::default()
+        };
+        opts.lanczos.eigenvectors = false;
+        let r = solve(&h, &lattice, &opts).unwrap();
+        let bracketed = r.sectors.iter().filter(|s| s.method == "bracketed").count();
+        assert!(bracketed > 0, "{kind}: the scan should skip some sectors");
+        let sym: Vec<f64> = r.energies.iter().map(|e| e.0).collect();
+        assert_eq!(sym.len(), states);
+        for (p, s) in plain.iter().zip(&sym) {
+            assert!(
+                (p - s).abs() < 1e-9 * p.abs().max(1.0),
+                "{kind}: plain {plain:?} scan {sym:?}"
+            );
+        }
+        // Every skipped sector's estimated lowest energy lies above the states found.
+        for s in r.sectors.iter().filter(|s| s.method == "bracketed") {
+            assert!(s.bounds.unwrap()[0] > sym[states - 1], "{kind}: {s:?}");
+        }
+    }
+}
+
+#[test]
 fn bethe_ansatz_equals_lanczos() {
     for l in (4..=24).step_by(2) {
         let text = chain("heisenberg", "marshall_sign = true\ntotal_sz = 0");

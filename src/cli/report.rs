@@ -168,7 +168,7 @@ impl Printer {
             outln!("{choice}");
         }
         outln!(
-            "{:<28} {:>12} {:>8} {:>8} {:>24}",
+            "{:<28} {:>12} {:>9} {:>8} {:>24}",
             "sector",
             "dimension",
             "method",
@@ -176,13 +176,17 @@ impl Printer {
             "lowest energy"
         );
         for s in &r.sectors {
+            let lowest = match (s.energies.first(), s.bounds) {
+                (Some(e), _) => format!("{e:>24.14}"),
+                (None, Some([lower, upper])) => format!("in [{lower:.6}, {upper:.6}]"),
+                (None, None) => String::new(),
+            };
             outln!(
-                "{:<28} {:>12} {:>8} {:>8} {:>24.14}",
+                "{:<28} {:>12} {:>9} {:>8} {lowest:>24}",
                 s.sector.to_string(),
                 s.dimension,
                 s.method,
                 s.matvecs,
-                s.energies[0]
             );
         }
         outln!();

@@ -114,6 +114,71 @@ fn combine<T: Field>(basis: &[Vec<T>], coeffs: &Array2<T>, columns: usize) -> Ve
         .collect()
 }
 
+/// What a few Lanczos steps say about the lowest eigenvalues of an operator.
+#[derive(Clone, Debug)]
+pub struct Bracket {
+    /// Ritz values, ascending: by Cauchy interlacing `θ_i ≥ λ_i`, upper bounds of the
+    /// operator's lowest eigenvalues.
+    pub upper: Vec<f64>,
+    /// `‖A x_1 − θ_1 x_1‖` of the lowest Ritz pair: some eigenvalue lies in `θ_1 ± residual`.
+    pub residual: f64,
+    pub matvecs: usize,
+}
+
+impl Bracket {
+    /// `θ_1 − residual`: below the lowest eigenvalue whenever the lowest Ritz pair approximates
+    /// the lowest eigenpair (a random start vector overlaps every eigenvector).
+    pub fn lower_estimate(&self) -> f64 {
+        self.upper[0] - self.residual
+    }
+}
+
+/// `steps` Lanczos steps with full reorthogonalization from a random vector (memory: `steps`
+/// vectors): upper bounds of the lowest eigenvalues and the lowest Ritz residual.
+pub fn bracket<T: Field>(
+    op: &impl LinearOperator<T>,
+    steps: usize,
+    params: &LanczosParams,
+) -> Result<Bracket> {
+    let n = op.dim();
+    let steps = steps.clamp(1, n);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(params.seed);
+    let mut basis = vec![random_unit::<T>(n, &mut rng, &[])];
+    let (mut alphas, mut betas) = (Vec::new(), Vec::new());
+    let mut beta = 0.0;
+    while alphas.len() < steps {
+        check_cancel(params)?;
+        let mut w = vec![T::ZERO; n];
+        op.apply(basis.last().expect("a start vector"), &mut w);
+        let coefficients = orthogonalize(&basis, &mut w);
+        let again = orthogonalize(&basis, &mut w);
+        let last = basis.len() - 1;
+        alphas.push((coefficients[last] + again[last]).re());
+        beta = norm(&w);
+        if beta <= 1e-12 * alphas.iter().map(|a: &f64| a.abs()).fold(1.0, f64::max)
+            || alphas.len() == steps
+        {
+            break;
+        }
+        betas.push(beta);
+        scale(T::from_real(1.0 / beta), &mut w);
+        basis.push(w);
+    }
+    let m = alphas.len();
+    let t = Array2::from_shape_fn((m, m), |(i, j)| match i.abs_diff(j) {
+        0 => alphas[i],
+        1 => betas[i.min(j)],
+        _ => 0.0,
+    });
+    let (values, vectors) = crate::linalg::eigh(t.view())
+        .map_err(|e| Error::Numerical(format!("Lanczos bracket: {e}")))?;
+    Ok(Bracket {
+        residual: beta * vectors[[m - 1, 0]].abs(),
+        upper: values,
+        matvecs: m,
+    })
+}
+
 /// The `n_states` lowest eigenpairs of `op`: the three-term recurrence without
 /// reorthogonalization for the ground state alone ([`ground_state`]), thick restart otherwise.
 pub fn lanczos<T: Field>(

@@ -128,6 +128,9 @@ pub struct SectorSolution {
     pub matvecs: usize,
     pub restarts: usize,
     pub max_residual: f64,
+    /// For a sector only bracketed (`method` = "bracketed", `energies` empty): the estimated
+    /// lower bound `θ_1 − ‖r_1‖` and the upper bound `θ_1` of its lowest energy.
+    pub bounds: Option<[f64; 2]>,
 }
 
 /// The ground state, expanded in the plain (S^z or full) basis when that is small enough.
@@ -175,22 +178,58 @@ pub trait RowOperator<T>: Sync {
     fn row(&self, r: usize, f: impl FnMut(usize, T));
 }
 
-/// The "pull" product `y_r = Σ_j H_rj x_j`: rows in parallel blocks, no write conflicts.
-impl<T: Field, R: RowOperator<T>> LinearOperator<T> for R {
-    fn dim(&self) -> usize {
-        RowOperator::dim(self)
-    }
+/// Rows gathered before their products are summed: enough for the memory accesses of one
+/// batch (`x_j` of every element) to be in flight together.
+const ROWS_PER_BATCH: usize = 32;
 
-    fn apply(&self, x: &[T], y: &mut [T]) {
-        y.par_chunks_mut(BLOCK).enumerate().for_each(|(c, out)| {
-            let start = c * BLOCK;
-            for (k, yr) in out.iter_mut().enumerate() {
-                let mut acc = T::ZERO;
-                self.row(start + k, |j, h| acc += h * x[j]);
-                *yr = acc;
-            }
-        });
+/// Asks the CPU to bring the cache line of `p` in (no effect elsewhere; never faults).
+#[inline(always)]
+pub(crate) fn prefetch<P>(p: *const P) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it does not access memory architecturally and cannot fault.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
     }
+}
+
+/// The "pull" product `y_r = Σ_j H_rj x_j` of a [`RowOperator`]: rows in parallel blocks, no
+/// write conflicts.
+pub fn pull_product<T: Field>(op: &impl RowOperator<T>, x: &[T], y: &mut [T]) {
+    y.par_chunks_mut(BLOCK).enumerate().for_each(|(c, out)| {
+        let start = c * BLOCK;
+        for (k, yr) in out.iter_mut().enumerate() {
+            let mut acc = T::ZERO;
+            op.row(start + k, |j, h| acc += h * x[j]);
+            *yr = acc;
+        }
+    });
+}
+
+/// [`pull_product`] for rows whose columns scatter over a vector far larger than the caches:
+/// each batch of rows is gathered first as (row, column, element) with `x_column` prefetched,
+/// then summed, so the random reads of x overlap instead of waiting one by one (the same sums
+/// in the same order). On the S^z = 0 chain of 24 sites, whose x fits in cache, it is 30%
+/// slower than the plain product; on the symmetric sectors of 28 sites 2× faster.
+pub fn batched_pull_product<T: Field>(op: &impl RowOperator<T>, x: &[T], y: &mut [T]) {
+    y.par_chunks_mut(BLOCK).enumerate().for_each_init(
+        Vec::new,
+        |links: &mut Vec<(u32, usize, T)>, (c, out)| {
+            for (b, batch) in out.chunks_mut(ROWS_PER_BATCH).enumerate() {
+                let first = c * BLOCK + b * ROWS_PER_BATCH;
+                links.clear();
+                for k in 0..batch.len() {
+                    op.row(first + k, |j, h| {
+                        prefetch(x.as_ptr().wrapping_add(j));
+                        links.push((k as u32, j, h));
+                    });
+                }
+                batch.iter_mut().for_each(|v| *v = T::ZERO);
+                for &(k, j, h) in links.iter() {
+                    batch[k as usize] += h * x[j];
+                }
+            }
+        },
+    );
 }
 
 /// The Hamiltonian restricted to a plain basis (full space or an S^z sector):
@@ -200,6 +239,16 @@ pub struct SectorOperator<'a, K: BitRows> {
     pub basis: &'a SectorBasis,
     /// The basis states in rank order.
     pub states: &'a [u64],
+}
+
+impl<T: Field, K: BitRows> LinearOperator<T> for SectorOperator<'_, K> {
+    fn dim(&self) -> usize {
+        self.states.len()
+    }
+
+    fn apply(&self, x: &[T], y: &mut [T]) {
+        pull_product(self, x, y);
+    }
 }
 
 impl<T: Field, K: BitRows> RowOperator<T> for SectorOperator<'_, K> {
@@ -252,7 +301,7 @@ fn inversion_invariant(op: &PauliSum) -> bool {
 
 /// Lowest eigenpairs of one sector: dense below the limit, Lanczos above.
 fn solve_sector<T: Field>(
-    op: &impl RowOperator<T>,
+    op: &(impl RowOperator<T> + LinearOperator<T>),
     opts: &EdOptions,
     sector: Sector,
 ) -> Result<(SectorSolution, Vec<T>)> {
@@ -281,6 +330,7 @@ fn solve_sector<T: Field>(
             matvecs: 0,
             restarts: 0,
             max_residual: 0.0,
+            bounds: None,
         };
         Ok((solution, vectors.column(0).to_vec()))
     } else {
@@ -297,9 +347,134 @@ fn solve_sector<T: Field>(
             matvecs: info.matvecs,
             restarts: info.restarts,
             max_residual: info.residuals.iter().copied().fold(0.0, f64::max),
+            bounds: None,
         };
         let vector = pairs.vectors.into_iter().next().unwrap_or_default();
         Ok((solution, vector))
+    }
+}
+
+/// `method` of a sector that was only bracketed (not solved) by a symmetry scan.
+pub const BRACKETED: &str = "bracketed";
+
+/// Lanczos steps that bracket a sector's lowest energies in a symmetry scan.
+const BRACKET_STEPS: usize = 24;
+
+/// One sector's outcome: its solution, its lowest eigenvector (empty unless computed) and basis.
+type SectorOutcome = (SectorSolution, Vec<Complex64>, Option<SymmetricBasis>);
+
+/// The sectors of a symmetry scan, solved only where the lowest states can be.
+struct Scan<'a> {
+    lattice: &'a Lattice,
+    plain: &'a SectorBasis,
+    rows: &'a Rows<'a>,
+    n_up: Option<usize>,
+    real_op: bool,
+    opts: &'a EdOptions,
+}
+
+impl Scan<'_> {
+    fn basis(&self, k: &[usize], z: Option<i8>) -> SymmetricBasis {
+        SymmetricBasis::new(self.lattice, self.plain, k, z)
+    }
+
+    fn sector(&self, k: &[usize], z: Option<i8>) -> Sector {
+        Sector {
+            n_up: self.n_up,
+            momentum: Some(k.to_vec()),
+            inversion: z,
+        }
+    }
+
+    /// Real arithmetic when the operator and the momentum's characters are real.
+    fn real(&self, k: &[usize]) -> bool {
+        self.real_op
+            && k.iter()
+                .zip(self.lattice.extent())
+                .all(|(q, l)| (2 * q) % l == 0)
+    }
+
+    fn solve(&self, k: &[usize], z: Option<i8>, basis: SymmetricBasis) -> Result<SectorOutcome> {
+        let op = SymmetricOperator {
+            rows: self.rows,
+            basis: &basis,
+        };
+        let sector = self.sector(k, z);
+        let (solution, vector) = if self.real(k) {
+            let (s, v) = solve_sector::<f64>(&op, self.opts, sector)?;
+            (s, v.into_iter().map(|x| Complex64::new(x, 0.0)).collect())
+        } else {
+            solve_sector::<Complex64>(&op, self.opts, sector)?
+        };
+        Ok((solution, vector, Some(basis)))
+    }
+
+    fn bracket(&self, k: &[usize], basis: &SymmetricBasis) -> Result<lanczos::Bracket> {
+        let op = SymmetricOperator {
+            rows: self.rows,
+            basis,
+        };
+        let steps = BRACKET_STEPS.max(self.opts.n_states + 4);
+        if self.real(k) {
+            lanczos::bracket::<f64>(&op, steps, &self.opts.lanczos)
+        } else {
+            lanczos::bracket::<Complex64>(&op, steps, &self.opts.lanczos)
+        }
+    }
+
+    /// Every sector that can hold one of the `n_states` lowest states, solved; the others
+    /// bracketed. A single sector is solved directly. In a scan, sectors too large for dense
+    /// diagonalization first get [`BRACKET_STEPS`] Lanczos steps: Ritz values bound their
+    /// lowest energies from above, `θ_1 − ‖r_1‖` estimates them from below. Sectors are then
+    /// solved in the order of their lower estimates until the next estimate lies above the
+    /// `n_states`-th lowest energy known so far (solved energies and Ritz upper bounds).
+    fn lowest(&self, sectors: &[(Vec<usize>, Option<i8>)]) -> Result<Vec<SectorOutcome>> {
+        let dense = |dim: usize| match self.opts.method {
+            Method::Dense => true,
+            Method::Lanczos => false,
+            Method::Auto => dim <= DENSE_LIMIT,
+        };
+        let mut done = Vec::new();
+        let mut pending = Vec::new();
+        for (k, z) in sectors {
+            let basis = self.basis(k, *z);
+            if basis.dimension() == 0 {
+                continue;
+            }
+            if sectors.len() == 1 || dense(basis.dimension()) {
+                done.push(self.solve(k, *z, basis)?);
+            } else {
+                let bracket = self.bracket(k, &basis)?;
+                pending.push((k.clone(), *z, basis.dimension(), bracket));
+            }
+        }
+        pending.sort_by(|a, b| a.3.lower_estimate().total_cmp(&b.3.lower_estimate()));
+        let wanted = self.opts.n_states;
+        for (i, (k, z, dimension, bracket)) in pending.iter().enumerate() {
+            let mut known: Vec<f64> = done
+                .iter()
+                .flat_map(|d: &SectorOutcome| d.0.energies.iter().copied())
+                .chain(pending[i..].iter().flat_map(|p| p.3.upper.iter().copied()))
+                .collect();
+            known.sort_by(f64::total_cmp);
+            let threshold = known.get(wanted - 1).copied().unwrap_or(f64::INFINITY);
+            if bracket.lower_estimate() <= threshold {
+                done.push(self.solve(k, *z, self.basis(k, *z))?);
+            } else {
+                let solution = SectorSolution {
+                    sector: self.sector(k, *z),
+                    dimension: *dimension,
+                    energies: vec![],
+                    method: BRACKETED,
+                    matvecs: bracket.matvecs,
+                    restarts: 0,
+                    max_residual: bracket.residual,
+                    bounds: Some([bracket.lower_estimate(), bracket.upper[0]]),
+                };
+                done.push((solution, vec![], None));
+            }
+        }
+        Ok(done)
     }
 }
 
@@ -400,12 +575,14 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
     let mut best: Option<(f64, Sector, Vec<Complex64>, Option<SymmetricBasis>)> = None;
     let mut consider =
         |solution: SectorSolution, vector: Vec<Complex64>, basis: Option<SymmetricBasis>| {
-            let e0 = solution.energies[0];
-            if best
-                .as_ref()
-                .is_none_or(|(b, ..)| e0 < *b - 1e-12 * b.abs().max(1.0))
-            {
-                best = Some((e0, solution.sector.clone(), vector, basis));
+            // Bracketed sectors (no energies) only join the list.
+            if let Some(&e0) = solution.energies.first() {
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, ..)| e0 < *b - 1e-12 * b.abs().max(1.0))
+                {
+                    best = Some((e0, solution.sector.clone(), vector, basis));
+                }
             }
             solutions.push(solution);
         };
@@ -497,39 +674,27 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
             &format!("a symmetry sector of about {estimate} states"),
             "; use a smaller lattice",
         )?;
-        for k in &momenta {
-            for &z in &inversions {
-                let basis = SymmetricBasis::new(lattice, &plain, k, z);
-                if basis.dimension() == 0 {
-                    continue;
-                }
-                let sector = Sector {
-                    n_up: hamiltonian.n_up,
-                    momentum: Some(k.clone()),
-                    inversion: z,
-                };
-                let real_characters = k
-                    .iter()
-                    .zip(lattice.extent())
-                    .all(|(q, l)| (2 * q) % l == 0);
-                let sym_op = SymmetricOperator {
-                    rows: &rows,
-                    basis: &basis,
-                };
-                let (solution, vector) = if real_op && real_characters {
-                    let (s, v) = solve_sector::<f64>(&sym_op, opts, sector)?;
-                    (s, v.into_iter().map(|x| Complex64::new(x, 0.0)).collect())
-                } else {
-                    solve_sector::<Complex64>(&sym_op, opts, sector)?
-                };
-                consider(solution, vector, Some(basis));
-            }
+        let sectors: Vec<(Vec<usize>, Option<i8>)> = momenta
+            .iter()
+            .flat_map(|k| inversions.iter().map(move |&z| (k.clone(), z)))
+            .collect();
+        let scan = Scan {
+            lattice,
+            plain: &plain,
+            rows: &rows,
+            n_up: hamiltonian.n_up,
+            real_op,
+            opts,
+        };
+        for (solution, vector, basis) in scan.lowest(&sectors)? {
+            consider(solution, vector, basis);
         }
     }
     let (energy, sector, vector, basis) =
         best.ok_or_else(|| Error::Input("no symmetry sector has any state".into()))?;
     let mut energies: Vec<(f64, Sector)> = solutions
         .iter()
+        .filter(|s| s.method != BRACKETED)
         .flat_map(|s| s.energies.iter().map(move |&e| (e, s.sector.clone())))
         .collect();
     energies.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -8,6 +8,7 @@
 //!
 //! `(H x)_r = Σ_s ⟨r|H|s⟩ χ(g_s) √(n_{rep(s)}/n_r) x_{rep(s)}`,  with `g_s s = rep(s)`.
 
+use crate::exact::lanczos::LinearOperator;
 use crate::exact::rows::BitRows;
 use crate::exact::RowOperator;
 use crate::hilbert::SectorBasis;
@@ -38,8 +39,8 @@ pub struct SymmetricBasis {
     representatives: Vec<u64>,
     /// n_r of each representative (real and positive).
     norms: Vec<f64>,
-    /// `√n_r`, for the row elements' `√(n_j/n_r)`.
-    sqrt_norms: Vec<f64>,
+    /// `√n` for n = 0..=|G| (n_r is an integer), for the row elements' `√(n_j/n_r)`.
+    sqrt_of: Vec<f64>,
     /// When every translation is a rotation of the N-bit word (chains): the translation index
     /// of the rotation by r, for the fast smallest-rotation search.
     rotation_index: Option<Vec<u32>>,
@@ -52,7 +53,9 @@ pub struct SymmetricBasis {
 /// useless. Fibonacci hashing, linear probing, `u64::MAX` marks an empty slot.
 #[derive(Clone, Debug, Default)]
 struct RepresentativeIndex {
-    slots: Vec<(u64, u32)>,
+    /// (representative, index, n_r): the norm rides in the slot's padding, so a lookup needs
+    /// no second random access.
+    slots: Vec<(u64, u32, u32)>,
     shift: u32,
 }
 
@@ -62,10 +65,10 @@ impl RepresentativeIndex {
     /// Bytes per representative, at most (capacity ≤ 3 × the count, 16 bytes a slot).
     const BYTES_PER_ENTRY: u64 = 48;
 
-    fn new(representatives: &[u64]) -> Self {
+    fn new(representatives: &[u64], norms: &[f64]) -> Self {
         let capacity = (representatives.len() + representatives.len() / 2 + 1).next_power_of_two();
         let mut index = RepresentativeIndex {
-            slots: vec![(Self::EMPTY, 0); capacity],
+            slots: vec![(Self::EMPTY, 0, 0); capacity],
             shift: 64 - capacity.trailing_zeros(),
         };
         for (j, &rep) in representatives.iter().enumerate() {
@@ -73,7 +76,7 @@ impl RepresentativeIndex {
             while index.slots[slot].0 != Self::EMPTY {
                 slot = (slot + 1) & (capacity - 1);
             }
-            index.slots[slot] = (rep, j as u32);
+            index.slots[slot] = (rep, j as u32, norms[j] as u32);
         }
         index
     }
@@ -87,14 +90,21 @@ impl RepresentativeIndex {
         }
     }
 
+    /// Starts loading the slot where `rep` would be.
     #[inline]
-    fn get(&self, rep: u64) -> Option<usize> {
+    fn prefetch(&self, rep: u64) {
+        crate::exact::prefetch(self.slots.as_ptr().wrapping_add(self.home(rep)));
+    }
+
+    /// The index and n_r of a representative.
+    #[inline]
+    fn get(&self, rep: u64) -> Option<(usize, u32)> {
         let mask = self.slots.len() - 1;
         let mut slot = self.home(rep);
         loop {
-            let (key, value) = self.slots[slot];
+            let (key, value, norm) = self.slots[slot];
             if key == rep {
-                return Some(value as usize);
+                return Some((value as usize, norm));
             }
             if key == Self::EMPTY {
                 return None;
@@ -177,7 +187,7 @@ impl SymmetricBasis {
             inversion,
             representatives: vec![],
             norms: vec![],
-            sqrt_norms: vec![],
+            sqrt_of: vec![],
             rotation_index,
             index: RepresentativeIndex::default(),
         };
@@ -303,7 +313,8 @@ impl SymmetricBasis {
         self.inversion.is_none() || (0..n_t).all(|t| self.translate(t, state ^ self.mask) >= state)
     }
 
-    /// `n_r = Σ_{g: g r = r} χ(g)*` (real for one-dimensional characters).
+    /// `n_r = Σ_{g: g r = r} χ(g)*`: the character restricted to the stabilizer is a character
+    /// of that subgroup, so the sum is its order or 0 — an integer, returned rounded.
     fn orbit_norm(&self, state: u64) -> f64 {
         let n_t = self.actions.len();
         let mut sum = Complex64::new(0.0, 0.0);
@@ -317,7 +328,7 @@ impl SymmetricBasis {
                 sum += chi.conj();
             }
         }
-        sum.re
+        sum.re.round()
     }
 
     fn enumerate(&mut self, sector: &SectorBasis) {
@@ -354,8 +365,10 @@ impl SymmetricBasis {
                 self.norms.push(nr);
             }
         }
-        self.sqrt_norms = self.norms.iter().map(|n| n.sqrt()).collect();
-        self.index = RepresentativeIndex::new(&self.representatives);
+        self.index = RepresentativeIndex::new(&self.representatives, &self.norms);
+        self.sqrt_of = (0..=self.characters.len())
+            .map(|n| (n as f64).sqrt())
+            .collect();
     }
 
     /// Bytes per representative of a basis (representative, n_r, √n_r, index).
@@ -379,7 +392,7 @@ impl SymmetricBasis {
     /// Index of a representative, if it belongs to the sector.
     #[inline]
     pub fn index(&self, rep: u64) -> Option<usize> {
-        self.index.get(rep)
+        self.index.get(rep).map(|(j, _)| j)
     }
 
     /// Translation-averaged correlation `C(t) = (1/N) Σ_i ⟨Z_i Z_{t(i)}⟩` for every translation t
@@ -424,25 +437,51 @@ pub struct SymmetricOperator<'a, K: BitRows> {
     pub basis: &'a SymmetricBasis,
 }
 
+impl<T: Field, K: BitRows> LinearOperator<T> for SymmetricOperator<'_, K> {
+    fn dim(&self) -> usize {
+        self.basis.dimension()
+    }
+
+    fn apply(&self, x: &[T], y: &mut [T]) {
+        crate::exact::batched_pull_product(self, x, y);
+    }
+}
+
 impl<T: Field, K: BitRows> RowOperator<T> for SymmetricOperator<'_, K> {
     fn dim(&self) -> usize {
         self.basis.dimension()
     }
 
+    /// In two passes over at most 64 connected states: representatives with their index slots
+    /// prefetched, then the lookups (whose cache misses then overlap).
     #[inline]
     fn row(&self, r: usize, mut f: impl FnMut(usize, T)) {
         let b = self.basis;
         let state = b.representatives[r];
-        let inv_sqrt_norm = 1.0 / b.sqrt_norms[r];
+        let inv_sqrt_norm = 1.0 / b.norms[r].sqrt();
         f(r, self.rows.diagonal(state));
+        let mut pending = [(0u64, 0usize, T::ZERO); 64];
+        let mut count = 0;
+        let mut resolve = |pending: &[(u64, usize, T)]| {
+            for &(rep, g, element) in pending {
+                if let Some((j, norm)) = b.index.get(rep) {
+                    // For f64 (real characters) only the real part is formed.
+                    let ratio = b.sqrt_of[norm as usize] * inv_sqrt_norm;
+                    f(j, element * T::from_c64(b.characters[g] * ratio));
+                }
+            }
+        };
         self.rows.for_each_connected(state, |s, element: T| {
             let (rep, g) = b.representative(s);
-            if let Some(j) = b.index(rep) {
-                // For f64 (real characters) only the real part is formed.
-                let factor = T::from_c64(b.characters[g] * (b.sqrt_norms[j] * inv_sqrt_norm));
-                f(j, element * factor);
+            b.index.prefetch(rep);
+            pending[count] = (rep, g, element);
+            count += 1;
+            if count == pending.len() {
+                resolve(&pending);
+                count = 0;
             }
         });
+        resolve(&pending[..count]);
     }
 }
 
