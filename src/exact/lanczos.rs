@@ -96,7 +96,7 @@ fn random_unit<T: Field>(n: usize, rng: &mut Xoshiro256PlusPlus, basis: &[Vec<T>
     orthogonalize(basis, &mut v);
     orthogonalize(basis, &mut v);
     let nv = norm(&v);
-    scale(T::from_real(1.0 / nv), &mut v);
+    scale(T::from_re(1.0 / nv), &mut v);
     v
 }
 
@@ -161,7 +161,7 @@ pub fn bracket<T: Field>(
             break;
         }
         betas.push(beta);
-        scale(T::from_real(1.0 / beta), &mut w);
+        scale(T::from_re(1.0 / beta), &mut w);
         basis.push(w);
     }
     let m = alphas.len();
@@ -246,9 +246,9 @@ pub fn ground_state<T: Field>(
     let step = |v_prev: &[T], v: &[T], w: &mut Vec<T>, beta_prev: f64| -> (f64, f64) {
         op.apply(v, w);
         let alpha = crate::linalg::dot(v, w).re();
-        axpy(T::from_real(-alpha), v, w);
+        axpy(T::from_re(-alpha), v, w);
         if beta_prev != 0.0 {
-            axpy(T::from_real(-beta_prev), v_prev, w);
+            axpy(T::from_re(-beta_prev), v_prev, w);
         }
         (alpha, norm(w))
     };
@@ -287,7 +287,7 @@ pub fn ground_state<T: Field>(
                 return Err(Error::Numerical(format!("Lanczos did not converge in {} matrix-vector products (residual {residual:.2e})", info.matvecs)));
             }
         }
-        scale(T::from_real(1.0 / beta), &mut w);
+        scale(T::from_re(1.0 / beta), &mut w);
         std::mem::swap(&mut v_prev, &mut v);
         std::mem::swap(&mut v, &mut w);
         beta_prev = beta;
@@ -307,22 +307,22 @@ pub fn ground_state<T: Field>(
     v.copy_from_slice(&start);
     beta_prev = 0.0;
     for (j, &yj) in y.iter().enumerate() {
-        axpy(T::from_real(yj), &v, &mut x);
+        axpy(T::from_re(yj), &v, &mut x);
         if j + 1 == y.len() {
             break;
         }
         let (_, beta) = step(&v_prev, &v, &mut w, beta_prev);
         info.matvecs += 1;
-        scale(T::from_real(1.0 / beta), &mut w);
+        scale(T::from_re(1.0 / beta), &mut w);
         std::mem::swap(&mut v_prev, &mut v);
         std::mem::swap(&mut v, &mut w);
         beta_prev = beta;
     }
     let nx = norm(&x);
-    scale(T::from_real(1.0 / nx), &mut x);
+    scale(T::from_re(1.0 / nx), &mut x);
     op.apply(&x, &mut w);
     info.matvecs += 1;
-    axpy(T::from_real(-theta), &x, &mut w);
+    axpy(T::from_re(-theta), &x, &mut w);
     let residual = norm(&w);
     if residual > params.tolerance * theta.abs().max(1.0) {
         return Err(Error::Numerical(format!(
@@ -384,14 +384,14 @@ pub fn thick_restart<T: Field>(
                 against.extend(locked.iter().cloned());
                 next = random_unit(dim, &mut rng, &against);
             } else {
-                scale(T::from_real(1.0 / beta), &mut next);
+                scale(T::from_re(1.0 / beta), &mut next);
             }
             if j + 1 < m {
                 if beta == 0.0 && j + 1 >= k && basis.len() >= k {
                     // Everything spanned so far is exact; stop extending when enough is found.
                     break;
                 }
-                h[[j, j + 1]] = T::from_real(beta);
+                h[[j, j + 1]] = T::from_re(beta);
                 basis.push(next);
             } else {
                 residual = Some(next);
@@ -438,8 +438,8 @@ pub fn thick_restart<T: Field>(
         let kept = combine(&basis, &y, keep);
         h.fill(T::ZERO);
         for i in 0..keep {
-            h[[i, i]] = T::from_real(theta[i]);
-            h[[i, keep]] = (T::from_real(beta) * y[[size - 1, i]]).conj();
+            h[[i, i]] = T::from_re(theta[i]);
+            h[[i, keep]] = (T::from_re(beta) * y[[size - 1, i]]).conj();
         }
         basis = kept;
         basis.push(residual.expect("checked above"));

@@ -145,7 +145,7 @@ impl BitRows for ExchangeRows {
         for &(bit, value) in &self.fields {
             d += value * f64::from(u8::from(state & bit != 0));
         }
-        T::from_real(d)
+        T::from_re(d)
     }
 
     #[inline]
@@ -159,7 +159,7 @@ impl BitRows for ExchangeRows {
             }
             while active != 0 {
                 let (mask, value) = self.hops[64 * c + active.trailing_zeros() as usize];
-                f(state ^ mask, T::from_real(value));
+                f(state ^ mask, T::from_re(value));
                 active &= active - 1;
             }
         }

@@ -95,7 +95,8 @@ pub trait Field:
     fn re(self) -> f64;
     /// `|x|²`.
     fn abs2(self) -> f64;
-    fn from_real(x: f64) -> Self;
+    /// `x` as an element of the field (imaginary part zero).
+    fn from_re(x: f64) -> Self;
     /// The real part for `f64`, the number itself for `Complex64`.
     fn from_c64(c: Complex64) -> Self;
     fn is_finite(self) -> bool;
@@ -117,7 +118,7 @@ impl Field for f64 {
         self * self
     }
     #[inline]
-    fn from_real(x: f64) -> Self {
+    fn from_re(x: f64) -> Self {
         x
     }
     #[inline]
@@ -146,7 +147,7 @@ impl Field for Complex64 {
         self.norm_sqr()
     }
     #[inline]
-    fn from_real(x: f64) -> Self {
+    fn from_re(x: f64) -> Self {
         Complex64::new(x, 0.0)
     }
     #[inline]
@@ -366,7 +367,7 @@ pub fn solve_psd<T: Field>(a: ArrayView2<T>, b: &[T]) -> Result<(Vec<T>, PsdMeth
     let mut dropped = 0;
     for (c, &lambda) in coefficients.iter_mut().zip(&values) {
         if lambda > cutoff {
-            *c *= T::from_real(1.0 / lambda);
+            *c *= T::from_re(1.0 / lambda);
         } else {
             *c = T::ZERO;
             dropped += 1;
