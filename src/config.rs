@@ -16,7 +16,7 @@
 //! keys that may change on `--resume`), and [`compare`] lists what differs between two
 //! configurations.
 
-use crate::ansatz::AnsatzSpec;
+use crate::ansatz::{AnsatzSpec, Projection};
 use crate::error::{shorten, Error, Invalid, Result};
 use crate::lattice::{Lattice, LatticeSpec};
 use crate::measure::ObservableSpec;
@@ -78,6 +78,8 @@ pub struct Model {
     pub overrides: Vec<Override>,
     pub lattice: Lattice,
     pub hamiltonian: Hamiltonian,
+    /// The symmetry projection of `[ansatz] momentum/spin_inversion`, in the sampled basis.
+    pub projection: Option<Projection>,
     /// Notes for the log (defaults applied, rounding).
     pub notes: Vec<String>,
 }
@@ -109,6 +111,24 @@ impl Model {
             self.config.lattice.describe(),
             self.config.model.units.name()
         )
+    }
+
+    /// `rbm alpha=2`, with the projection when there is one: `rbm alpha=2 projected on k = [3],
+    /// z = -1 (16 images)`.
+    pub fn describe_ansatz(&self) -> String {
+        let a = &self.config.ansatz;
+        let base = format!("{} alpha={}", a.name(), a.alpha());
+        match &self.projection {
+            None => base,
+            Some(p) => {
+                let k = p
+                    .momentum
+                    .as_ref()
+                    .map_or(String::new(), |k| format!(" k = {k:?}"));
+                let z = p.inversion.map_or(String::new(), |z| format!(" z = {z:+}"));
+                format!("{base} projected on{k}{z} ({} images)", p.elements.len())
+            }
+        }
     }
 }
 
@@ -163,11 +183,76 @@ pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Model> {
         overrides,
         lattice: model.1,
         hamiltonian: model.2,
+        projection: model.3,
         notes,
     })
 }
 
-type Validated = (Config, Lattice, Hamiltonian);
+type Validated = (Config, Lattice, Hamiltonian, Option<Projection>);
+
+/// The projection asked for by `[ansatz] momentum/spin_inversion`, checked against the model:
+/// the sector must be one of H's (translation-invariant H for a momentum, flip-invariant H at
+/// S^z = 0 for an inversion), and with the Marshall sign the rotation's sign under each group
+/// element, `λ_g = u(gσ)u(σ)`, must be the same for every state (an S^z sector when a
+/// translation exchanges the sublattices).
+fn projection(
+    ansatz: &AnsatzSpec,
+    lattice: &Lattice,
+    h: &Hamiltonian,
+) -> std::result::Result<Option<Projection>, Invalid> {
+    let Some((momentum, inversion)) = ansatz.sector() else {
+        return Ok(None);
+    };
+    let n = lattice.n_sites();
+    if momentum.is_some() && !crate::exact::translation_invariant(&h.physical, lattice) {
+        return Err(Invalid::new(
+            "ansatz.momentum",
+            "the Hamiltonian is not translation invariant on this lattice, so momentum is not a quantum number",
+        ));
+    }
+    if inversion.is_some()
+        && !(h.n_up.is_none_or(|k| 2 * k == n) && crate::exact::inversion_invariant(&h.physical))
+    {
+        return Err(Invalid::new(
+            "ansatz.spin_inversion",
+            "spin inversion needs total_sz = 0 (or no S^z sector) and a Hamiltonian invariant under flipping all spins",
+        ));
+    }
+    if let Some(rotation) = &h.rotation {
+        if h.n_up.is_none()
+            && momentum.is_some()
+            && lattice
+                .translations()
+                .iter()
+                .any(|t| rotation.swaps_sublattices(&t.perm))
+        {
+            return Err(Invalid::new(
+                "ansatz.momentum",
+                "with marshall_sign = true a momentum sector needs total_sz: the rotation's sign under a translation depends on the number of down spins",
+            ));
+        }
+    }
+    // A reference state of the sector: the first n_up sites up.
+    let up = h.n_up.unwrap_or(n / 2);
+    let sigma: Vec<i8> = (0..n).map(|i| if i < up { 1 } else { -1 }).collect();
+    let basis_sign = |perm: &[usize], flip: bool| match &h.rotation {
+        None => 1.0,
+        Some(rotation) => {
+            let mut image = vec![0i8; n];
+            for (i, &s) in sigma.iter().enumerate() {
+                image[perm[i]] = if flip { -s } else { s };
+            }
+            rotation.sign(&image) * rotation.sign(&sigma)
+        }
+    };
+    let momentum: Option<Vec<usize>> = momentum.map(|m| m.iter().map(|&q| q as usize).collect());
+    Ok(Some(Projection::new(
+        lattice,
+        momentum.as_deref(),
+        inversion,
+        &basis_sign,
+    )))
+}
 
 /// Checks every section and their combination; resolves defaults that depend on the model
 /// (the sampler's moves) into the configuration.
@@ -178,13 +263,14 @@ fn validate(config: &Config) -> std::result::Result<(Validated, Vec<String>), In
     config.model.validate()?;
     let hamiltonian = Hamiltonian::new(&config.model, &lattice)?;
     config.ansatz.validate(&lattice)?;
+    let projection = projection(&config.ansatz, &lattice, &hamiltonian)?;
     config.sampler.validate()?;
     config.sampler.kind = Some(config.sampler.resolved_kind(&hamiltonian));
     let (_, notes) = config.sampler.settings(&lattice, &hamiltonian)?;
     config.optimizer.validate()?;
     config.run.validate()?;
     crate::measure::validate_observables(&config.observables, lattice.n_sites())?;
-    Ok(((config, lattice, hamiltonian), notes))
+    Ok(((config, lattice, hamiltonian, projection), notes))
 }
 
 /// The canonical form of a configuration: TOML with every key.

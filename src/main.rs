@@ -80,6 +80,7 @@ fn dispatch(cli: Cli, comm: &dyn Communicator, mpi_name: &str) -> Result<()> {
         Command::Check(args) => out.check(&config::load(&args.model, &args.overrides)?),
         Command::Ed(args) => ed(args, &out, threads)?,
         Command::Run(args) => run(args, &out, comm, threads)?,
+        Command::Spectrum(args) => spectrum(args, &out, comm, threads)?,
         Command::Measure(args) => {
             let job = job::measure::MeasureJob {
                 samples: args.samples,
@@ -135,8 +136,12 @@ fn ed(args: cli::args::EdArgs, out: &cli::Printer, threads: usize) -> Result<()>
             EdMethod::Lanczos => Method::Lanczos,
             EdMethod::Dense => Method::Dense,
         },
+        spectrum: args.spectrum,
         symmetry: SymmetryRequest {
-            enabled: args.symmetry || args.momentum.is_some() || args.inversion.is_some(),
+            enabled: args.spectrum
+                || args.symmetry
+                || args.momentum.is_some()
+                || args.inversion.is_some(),
             momentum: args.momentum,
             inversion: args.inversion,
         },
@@ -148,6 +153,42 @@ fn ed(args: cli::args::EdArgs, out: &cli::Printer, threads: usize) -> Result<()>
     };
     let report = job::ed::run(&model, &job, threads, &mut |line| errln!("{line}"))?;
     out.ed(&model, &report, args.correlations);
+    Ok(())
+}
+
+fn spectrum(
+    args: cli::args::SpectrumArgs,
+    out: &cli::Printer,
+    comm: &dyn Communicator,
+    threads: usize,
+) -> Result<()> {
+    let job = job::spectrum::SpectrumJob {
+        model: args.model.model,
+        overrides: args.model.overrides,
+        momenta: match args.momenta {
+            cli::args::Momenta::All => None,
+            cli::args::Momenta::List(list) => Some(list),
+        },
+        spin_inversion: args.spin_inversion,
+        output: args.output,
+        force: args.force,
+        resume: args.resume,
+        threads,
+    };
+    let stop = cli::stop_flag()?;
+    let iterations = config::load(&job.model, &job.overrides)?
+        .config
+        .optimizer
+        .iterations;
+    let mut progress = cli::Progress::new(iterations, comm.is_root());
+    let root = comm.is_root();
+    let report = job::spectrum::run(&job, comm, &mut [&mut progress], &stop, &mut |line| {
+        if root {
+            errln!("{line}");
+        }
+    });
+    progress.finish();
+    out.spectrum(&report?);
     Ok(())
 }
 

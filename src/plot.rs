@@ -91,6 +91,17 @@ fn read_series(input: &Path) -> Result<Series> {
 }
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// A drawing's result as the program's error, naming the file.
+fn drawn(output: &Path, result: DrawResult) -> Result<()> {
+    result.map_err(|e| {
+        Error::Runtime(format!(
+            "{}: cannot draw the plot: {}",
+            output.display(),
+            crate::error::shorten(&e.to_string())
+        ))
+    })
+}
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 
 /// Energy with error bars and the exact line; the last 90% of the run and the exact value set
@@ -197,11 +208,92 @@ pub fn plot_run(input: &Path, output: &Path, force: bool) -> Result<()> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| {
-        Error::Runtime(format!(
-            "{}: cannot draw the plot: {}",
-            output.display(),
-            crate::error::shorten(&e.to_string())
-        ))
-    })
+    drawn(output, draw())
+}
+
+/// The dispersion of `nqs spectrum`: variational energies with error bars, the exact sector
+/// energies and (Heisenberg chains) the des Cloizeaux–Pearson lower edge, against k/π
+/// (first momentum component).
+pub fn plot_spectrum(report: &crate::job::spectrum::SpectrumReport, output: &Path) -> Result<()> {
+    register_font()?;
+    let length = report.extent.first().copied().unwrap_or(1).max(1) as f64;
+    let k = |m: &[usize]| 2.0 * m.first().copied().unwrap_or(0) as f64 / length;
+    let mut values: Vec<f64> = report
+        .sectors
+        .iter()
+        .flat_map(|s| {
+            let e = s.energy.map(|e| [e.mean - e.error, e.mean + e.error]);
+            e.into_iter().flatten().chain(s.exact)
+        })
+        .chain(
+            report
+                .edge
+                .iter()
+                .flat_map(|e| [e.ground, e.ground + e.velocity]),
+        )
+        .filter(|v| v.is_finite())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let (lo, hi) = match (values.first(), values.last()) {
+        (Some(&lo), Some(&hi)) => (lo, hi),
+        _ => return Err(Error::Runtime("nothing to plot".into())),
+    };
+    let pad = 0.05 * (hi - lo).max(1e-6);
+    let draw = || -> DrawResult {
+        let root = BitMapBackend::new(output, (900, 600)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("lowest energy per momentum sector, N = {}", report.n_sites),
+                ("sans-serif", 20),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.05f64..2.0, (lo - pad)..(hi + pad))?;
+        chart.configure_mesh().x_desc("k / π").y_desc("E").draw()?;
+        if let Some(edge) = report.edge {
+            let curve = (0..=400).map(|i| {
+                let x = 2.0 * f64::from(i) / 400.0;
+                (x, edge.at(std::f64::consts::PI * x))
+            });
+            chart
+                .draw_series(LineSeries::new(curve, BLACK.mix(0.5)))?
+                .label("des Cloizeaux–Pearson edge")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.5)));
+        }
+        let exact: Vec<(f64, f64)> = report
+            .sectors
+            .iter()
+            .filter_map(|s| s.exact.map(|e| (k(&s.momentum), e)))
+            .collect();
+        chart
+            .draw_series(exact.iter().map(|&p| Cross::new(p, 7, RED.stroke_width(2))))?
+            .label("exact (ED / Bethe)")
+            .legend(|(x, y)| Cross::new((x + 10, y), 5, RED.stroke_width(2)));
+        let vmc: Vec<(f64, f64, f64)> = report
+            .sectors
+            .iter()
+            .filter_map(|s| s.energy.map(|e| (k(&s.momentum), e.mean, e.error)))
+            .collect();
+        chart.draw_series(
+            vmc.iter()
+                .map(|&(x, y, e)| ErrorBar::new_vertical(x, y - e, y, y + e, BLUE.filled(), 6)),
+        )?;
+        chart
+            .draw_series(
+                vmc.iter()
+                    .map(|&(x, y, _)| Circle::new((x, y), 4, BLUE.filled())),
+            )?
+            .label("projected RBM")
+            .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    drawn(output, draw())
 }

@@ -1,6 +1,6 @@
 //! The Metropolis sampler reproduces exact |ψ|² and does not depend on the thread count.
 
-use nqs::ansatz::{Ansatz, Rbm, RbmKind};
+use nqs::ansatz::{Ansatz, ProjectedRbm, Projection, Rbm, RbmKind};
 use nqs::hilbert::{bits_from_spins, spins_from_bits, SectorBasis};
 use nqs::lattice::Boundary;
 use nqs::lattice::Lattice;
@@ -8,7 +8,7 @@ use nqs::sampler::{Exchange, LocalFlip, MetropolisSampler, ProposalRule, Sampler
 use std::collections::HashMap;
 use std::sync::Arc;
 
-fn exact_distribution(rbm: &Rbm, n_up: Option<usize>) -> HashMap<u64, f64> {
+fn exact_distribution<A: Ansatz>(rbm: &A, n_up: Option<usize>) -> HashMap<u64, f64> {
     let n = rbm.n_sites();
     let basis = SectorBasis::new(n, n_up).unwrap();
     let mut sigma = vec![0i8; n];
@@ -28,18 +28,20 @@ fn exact_distribution(rbm: &Rbm, n_up: Option<usize>) -> HashMap<u64, f64> {
         .collect()
 }
 
-fn histogram(
-    rbm: &Rbm,
+fn histogram<A: Ansatz>(
+    rbm: &A,
     rule: Arc<dyn ProposalRule>,
     n_up: Option<usize>,
     chains: usize,
     per_chain: usize,
+    sweeps_apart: Option<usize>,
 ) -> HashMap<u64, f64> {
     let n = rbm.n_sites();
     // Pearson's χ² assumes independent samples: take them several sweeps apart (nearest-neighbour
     // exchange decorrelates a random RBM slowly; moves between all pairs need no more than 10
-    // sweeps, which shows the slowness is mixing, not bias).
-    let sweeps_apart = if !rule.conserves_sz() { 10 } else { 40 };
+    // sweeps, which shows the slowness is mixing, not bias). A projected amplitude is a sum over
+    // translated copies and mixes faster: `sweeps_apart` overrides.
+    let sweeps_apart = sweeps_apart.unwrap_or(if !rule.conserves_sz() { 10 } else { 40 });
     let settings = SamplerSettings {
         rule,
         sweep: sweeps_apart * n,
@@ -146,7 +148,7 @@ fn samples_follow_exact_distribution() {
     for (k, (rbm, rule, n_up)) in cases.into_iter().enumerate() {
         let exact = exact_distribution(&rbm, n_up);
         let (chains, per_chain) = (100, 10_000);
-        let counts = histogram(&rbm, rule, n_up, chains, per_chain);
+        let counts = histogram(&rbm, rule, n_up, chains, per_chain, None);
         let (tv, z) = compare(&exact, &counts, (chains * per_chain) as f64);
         // Order-one weights (|W| ≈ 0.4–0.7): the distribution is far from uniform.
         let max_p = exact.values().copied().fold(0.0, f64::max);
@@ -157,6 +159,61 @@ fn samples_follow_exact_distribution() {
         assert!(tv < 0.01, "case {k}: total variation {tv}");
         // χ² at the 1e-3 level: z < 3.09.
         assert!(z < 3.09, "case {k}: chi-square rejects (z = {z:.2})");
+    }
+}
+
+/// A dense RBM on the periodic chain of `n` sites projected onto momentum `2πm/n` (and spin
+/// inversion `z`).
+fn projected(n: usize, m: usize, z: Option<i8>, seed: u64) -> ProjectedRbm {
+    let lattice = Lattice::chain(n, Boundary::Periodic);
+    let projection = Projection::new(&lattice, Some(&[m]), z, &|_, _| 1.0);
+    ProjectedRbm::new(
+        Rbm::random(n, RbmKind::Dense { alpha: 2 }, 0.5, seed),
+        projection,
+    )
+}
+
+#[test]
+fn samples_of_a_projected_rbm_follow_its_exact_distribution() {
+    // |ψ_{k,z}|², with the states whose amplitude vanishes by symmetry (p = 0) never visited.
+    let n = 8;
+    let exchange: Arc<dyn ProposalRule> = Arc::new(Exchange {
+        bonds: Lattice::chain(n, Boundary::Periodic).bonds().to_vec(),
+    });
+    let cases: Vec<(ProjectedRbm, Arc<dyn ProposalRule>, Option<usize>)> = vec![
+        (projected(n, 3, None, 11), Arc::new(LocalFlip), None),
+        (projected(n, 2, Some(-1), 12), exchange, Some(4)),
+    ];
+    for (k, (ansatz, rule, n_up)) in cases.into_iter().enumerate() {
+        let exact = exact_distribution(&ansatz, n_up);
+        let zero: Vec<u64> = exact
+            .iter()
+            .filter(|(_, &p)| p < 1e-20)
+            .map(|(&s, _)| s)
+            .collect();
+        assert!(!zero.is_empty(), "case {k}: the sector forbids no state?");
+        // Translations spread each orbit's weight evenly over its states: ask for one state
+        // twice as likely as the average allowed one.
+        let max_p = exact.values().copied().fold(0.0, f64::max);
+        let allowed = (exact.len() - zero.len()) as f64;
+        assert!(
+            max_p > 2.0 / allowed,
+            "case {k}: too flat ({max_p} · {allowed})"
+        );
+        // Each move costs |G| = 8–16 RBM ratios: 10⁵ samples (total variation ~0.01–0.03
+        // from counting noise alone; χ² is the sharp test).
+        let (chains, per_chain) = (20, 5_000);
+        let counts = histogram(&ansatz, rule, n_up, chains, per_chain, Some(10));
+        for s in &zero {
+            assert!(
+                !counts.contains_key(s),
+                "case {k}: visited a zero amplitude {s:b}"
+            );
+        }
+        let (tv, z) = compare(&exact, &counts, (chains * per_chain) as f64);
+        assert!(tv < 0.05, "case {k}: total variation {tv}");
+        assert!(z < 3.09, "case {k}: chi-square rejects (z = {z:.2})");
+        eprintln!("case {k}: total variation {tv:.4}, χ² z-score {z:.2}");
     }
 }
 

@@ -9,8 +9,10 @@
 //! driver, the checkpoints (parameters are stored as a flat vector with the kind) and every
 //! command then work with it.
 
+mod projected;
 mod rbm;
 
+pub use projected::{GroupElement, ProjectedCache, ProjectedRbm, Projection};
 pub use rbm::{Rbm, RbmCache, RbmKind};
 
 use crate::error::{check_count, check_range, Invalid};
@@ -106,6 +108,33 @@ pub struct RbmSpec {
     /// Standard deviation of the random initial parameters (real and imaginary parts).
     #[serde(default = "default_init_std")]
     pub init_std: f64,
+    /// Project a dense RBM onto this momentum sector: `m` (k = 2πm/L) on a chain, `[mx, my]`
+    /// on a rectangular lattice (physical basis, like `nqs ed --momentum`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<Momentum>,
+    /// Project onto this spin-inversion sector (±1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spin_inversion: Option<i8>,
+}
+
+/// `momentum = m` or `momentum = [mx, my]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(
+    untagged,
+    expecting = "an integer m (k = 2πm/L) or a list [mx, my] of integers"
+)]
+pub enum Momentum {
+    One(i64),
+    Many(Vec<i64>),
+}
+
+impl Momentum {
+    pub fn components(&self) -> Vec<i64> {
+        match self {
+            Momentum::One(m) => vec![*m],
+            Momentum::Many(m) => m.clone(),
+        }
+    }
 }
 
 fn default_alpha() -> usize {
@@ -120,6 +149,8 @@ impl Default for RbmSpec {
         RbmSpec {
             alpha: default_alpha(),
             init_std: default_init_std(),
+            momentum: None,
+            spin_inversion: None,
         }
     }
 }
@@ -147,10 +178,22 @@ impl AnsatzSpec {
         self.rbm().alpha
     }
 
+    /// The symmetry sector a projected RBM is asked for: (momentum indices, inversion).
+    pub fn sector(&self) -> Option<(Option<Vec<i64>>, Option<i8>)> {
+        let s = self.rbm();
+        (s.momentum.is_some() || s.spin_inversion.is_some()).then(|| {
+            (
+                s.momentum.as_ref().map(Momentum::components),
+                s.spin_inversion,
+            )
+        })
+    }
+
     /// Checks the keys against each other and the lattice.
     pub fn validate(&self, lattice: &Lattice) -> Result<(), Invalid> {
         let s = self.rbm();
         check_count("ansatz.alpha", s.alpha, 1, 1024)?;
+        self.validate_sector(lattice)?;
         check_range("ansatz.init_std", s.init_std, 0.0, 10.0)?;
         let n = lattice.n_sites();
         let hidden = match self {
@@ -174,6 +217,56 @@ impl AnsatzSpec {
     }
 }
 
+impl AnsatzSpec {
+    /// `momentum` and `spin_inversion`: dense RBM only, a periodic lattice, one index per
+    /// dimension in `0..L_d`, inversion ±1. (Their compatibility with the model is checked with
+    /// the Hamiltonian, in the configuration.)
+    fn validate_sector(&self, lattice: &Lattice) -> Result<(), Invalid> {
+        let Some((momentum, inversion)) = self.sector() else {
+            return Ok(());
+        };
+        let key = if momentum.is_some() {
+            "ansatz.momentum"
+        } else {
+            "ansatz.spin_inversion"
+        };
+        if matches!(self, AnsatzSpec::RbmSymm(_)) {
+            return Err(Invalid::new(key, "symmetry projections are for kind = \"rbm\" (rbm_symm is already the k = 0 sector)"));
+        }
+        if lattice.translations().len() < 2 {
+            return Err(Invalid::new(
+                key,
+                "a symmetry projection needs a periodic chain or square lattice",
+            ));
+        }
+        if let Some(m) = momentum {
+            let extent = lattice.extent();
+            if m.len() != extent.len()
+                || m.iter().zip(extent).any(|(&q, &l)| q < 0 || q >= l as i64)
+            {
+                let range: Vec<String> = extent.iter().map(|l| format!("0..={}", l - 1)).collect();
+                return Err(Invalid::new(
+                    "ansatz.momentum",
+                    format!(
+                        "{m:?}: expected {} integer(s) in {} (k = 2πm/L)",
+                        extent.len(),
+                        range.join(" × ")
+                    ),
+                ));
+            }
+        }
+        if let Some(z) = inversion {
+            if z != 1 && z != -1 {
+                return Err(Invalid::new(
+                    "ansatz.spin_inversion",
+                    format!("{z}: expected +1 or -1"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Something to do with the concrete ansatz of a specification (see [`visit`]).
 pub trait AnsatzVisitor {
     type Output;
@@ -181,10 +274,13 @@ pub trait AnsatzVisitor {
 }
 
 /// Builds the ansatz of a validated specification with random initial parameters from `seed`
-/// and hands it to `visitor`: the one place where kinds map to types.
+/// and hands it to `visitor`: the one place where kinds map to types. `projection` (built by
+/// the configuration from `momentum`/`spin_inversion` and the model's basis) makes the dense
+/// RBM a [`ProjectedRbm`].
 pub fn visit<V: AnsatzVisitor>(
     spec: &AnsatzSpec,
     lattice: &Lattice,
+    projection: Option<Projection>,
     seed: u64,
     visitor: V,
 ) -> V::Output {
@@ -194,7 +290,11 @@ pub fn visit<V: AnsatzVisitor>(
         AnsatzSpec::Rbm(_) => RbmKind::Dense { alpha: s.alpha },
         AnsatzSpec::RbmSymm(_) => RbmKind::translation_symmetric(s.alpha, lattice),
     };
-    visitor.visit(Rbm::random(n, kind, s.init_std, seed))
+    let rbm = Rbm::random(n, kind, s.init_std, seed);
+    match projection {
+        Some(p) => visitor.visit(ProjectedRbm::new(rbm, p)),
+        None => visitor.visit(rbm),
+    }
 }
 
 #[cfg(test)]

@@ -414,29 +414,43 @@ impl Ansatz for Rbm {
     }
 
     fn log_derivatives(&self, sigma: &[i8], cache: &RbmCache, out: &mut [Complex64]) {
+        out.iter_mut().for_each(|o| *o = ZERO);
+        self.add_log_derivatives(sigma, cache, ONE, out);
+    }
+}
+
+impl Rbm {
+    /// `out += weight · O(σ)`: the log-derivatives scaled and accumulated (projected ansätze sum
+    /// them over group images).
+    pub fn add_log_derivatives(
+        &self,
+        sigma: &[i8],
+        cache: &RbmCache,
+        weight: Complex64,
+        out: &mut [Complex64],
+    ) {
         let (n, m) = (self.n, self.m);
         match &self.kind {
             RbmKind::Dense { .. } => {
                 for (o, &s) in out[..n].iter_mut().zip(sigma) {
-                    *o = Complex64::new(f64::from(s), 0.0);
+                    *o += weight * f64::from(s);
                 }
                 for j in 0..m {
-                    let tanh = cache.b_t[j] - cache.a_t[j];
-                    out[n + j] = tanh;
+                    let tanh = weight * (cache.b_t[j] - cache.a_t[j]);
+                    out[n + j] += tanh;
                     let row = &mut out[n + m + j * n..n + m + (j + 1) * n];
                     for (o, &s) in row.iter_mut().zip(sigma) {
-                        *o = tanh * f64::from(s);
+                        *o += tanh * f64::from(s);
                     }
                 }
             }
             RbmKind::Symmetric { alpha, perms } => {
                 let n_t = perms.len();
-                out[0] = Complex64::new(sigma.iter().map(|&s| f64::from(s)).sum(), 0.0);
-                out[1..].iter_mut().for_each(|o| *o = ZERO);
+                out[0] += weight * sigma.iter().map(|&s| f64::from(s)).sum::<f64>();
                 for f in 0..*alpha {
                     for (t, perm) in perms.iter().enumerate() {
                         let j = f * n_t + t;
-                        let tanh = cache.b_t[j] - cache.a_t[j];
+                        let tanh = weight * (cache.b_t[j] - cache.a_t[j]);
                         out[1 + f] += tanh;
                         let filter = &mut out[1 + alpha + f * n..1 + alpha + (f + 1) * n];
                         for (o, &site) in filter.iter_mut().zip(perm) {

@@ -27,6 +27,9 @@ pub enum Command {
     Ed(EdArgs),
     /// Variational ground state: RBM + Metropolis + stochastic reconfiguration.
     Run(RunArgs),
+    /// The lowest state of each momentum sector by a projected RBM (one run per sector),
+    /// against ED per sector: a table, JSON and a PNG of the dispersion.
+    Spectrum(SpectrumArgs),
     /// Validate a model file (every check `run` makes) and print what it describes.
     Check(ModelArgs),
     /// Observables of a stored run's state, post hoc (results in the group `measurements`).
@@ -71,6 +74,56 @@ pub struct RunArgs {
     pub resume: bool,
 }
 
+#[derive(Args)]
+pub struct SpectrumArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Sectors: `all`, or a comma-separated list of momentum indices m (k = 2πm/L; `mx:my` on
+    /// rectangular lattices).
+    #[arg(long, default_value = "all", value_parser = parse_momenta)]
+    pub momenta: Momenta,
+    /// Project every sector also onto this spin-inversion eigenvalue (±1; S^z = 0).
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_inversion)]
+    pub spin_inversion: Option<i8>,
+    /// Summary file (default runs/<model>.spectrum.h5); each sector's run goes next to it
+    /// (`STEM.k<m>.h5`).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Replace existing sector runs and summary.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Continue: finished sectors are kept, interrupted ones resume from their checkpoints.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `--momenta`: every momentum, or a list.
+#[derive(Clone, Debug)]
+pub enum Momenta {
+    All,
+    List(Vec<Vec<usize>>),
+}
+
+pub fn parse_momenta(s: &str) -> std::result::Result<Momenta, String> {
+    if s == "all" {
+        return Ok(Momenta::All);
+    }
+    let list = s
+        .split(',')
+        .map(|entry| {
+            entry
+                .split(':')
+                .map(|m| {
+                    m.trim().parse::<usize>().map_err(|_| {
+                        format!("`{entry}`: expected `all` or integers m (or mx:my) separated by commas")
+                    })
+                })
+                .collect::<std::result::Result<Vec<usize>, String>>()
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    Ok(Momenta::List(list))
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum EdMethod {
     /// Dense below 1500 states, Lanczos above.
@@ -99,6 +152,10 @@ pub struct EdArgs {
     /// Spin-inversion sector (+1 or -1), at total_sz = 0 only.
     #[arg(long, allow_hyphen_values = true, value_parser = parse_inversion)]
     pub inversion: Option<i8>,
+    /// The exact lowest energies of every momentum (and spin-inversion) sector: the reference
+    /// of `nqs spectrum` (each sector solved; --states per sector).
+    #[arg(long)]
+    pub spectrum: bool,
     /// Solve the whole S^z sector even when the ground state's symmetry sector is known by
     /// Perron–Frobenius (stoquastic and connected; by default only that sector is solved).
     #[arg(long)]

@@ -110,6 +110,7 @@ impl Printer {
                     "conserves_sz": op.conserves_sz(),
                     "n_up": m.hamiltonian.n_up,
                     "identity": nqs::config::identity(&m.config),
+                    "ansatz": m.describe_ansatz(),
                     "notes": m.notes,
                 })
             );
@@ -130,6 +131,7 @@ impl Printer {
             op.conserves_sz(),
             m.hamiltonian.n_up
         );
+        outln!("  ansatz {}", m.describe_ansatz());
         for note in &m.notes {
             outln!("  note: {note}");
         }
@@ -262,25 +264,38 @@ impl Printer {
                 "wall_time_s": o.wall_time,
                 "time_per_iteration_s": o.median_iteration_time,
                 "output": o.output,
+                "sector": m.projection.as_ref().map(|p| json!({"momentum": p.momentum, "spin_inversion": p.inversion})),
             });
             if let Some(r) = &o.results {
                 let extra = results_json(r, n);
                 for (k, value) in extra.as_object().into_iter().flatten() {
                     v[k] = value.clone();
                 }
+            } else if let Some((e, _)) = o.energy {
+                v["energy"] = json!({"mean": number(e.mean), "error": number(e.error)});
             }
             outln!("{v}");
             return;
         }
         let Some(r) = &o.results else {
+            let energy = o.energy.map_or(String::new(), |(e, _)| {
+                format!(", E = {:.8} ± {:.1e}", e.mean, e.error)
+            });
             outln!(
-                "{}: {status} ({} iterations)",
+                "{}: {status} ({} iterations{energy})",
                 o.output.display(),
                 o.iterations
             );
             return;
         };
         outln!("{}", m.describe());
+        if let Some(p) = &m.projection {
+            outln!(
+                "  sector             momentum {:?}, spin inversion {:?} (physical basis)",
+                p.momentum,
+                p.inversion
+            );
+        }
         print_results(r, n);
         if let Some(v) = o.v_score(n) {
             outln!("  V-score N·Var/E²   {v:.3e}");
@@ -305,6 +320,57 @@ impl Printer {
             o.median_iteration_time
         );
         outln!("  written to {}", o.output.display());
+    }
+
+    pub fn spectrum(&self, report: &nqs::job::spectrum::SpectrumReport) {
+        if !self.root {
+            return;
+        }
+        if let Some(why) = &report.interrupted {
+            nqs::errln!("interrupted: {why}");
+        }
+        if self.json {
+            outln!(
+                "{}",
+                json!({
+                    "sectors": report.sectors,
+                    "lower_edge": report.lower_edge,
+                    "edge": report.edge,
+                    "interrupted": report.interrupted.is_some(),
+                    "output": report.summary,
+                    "plot": report.plot,
+                })
+            );
+            return;
+        }
+        outln!(
+            "{:<12} {:>4} {:>26} {:>20} {:>10} {:>10} {:>9}",
+            "momentum",
+            "z",
+            "E ± error",
+            "exact",
+            "rel. error",
+            "V-score",
+            "time (s)"
+        );
+        for s in &report.sectors {
+            let energy = s
+                .energy
+                .map_or("-".into(), |e| format!("{:.8} ± {:.1e}", e.mean, e.error));
+            let exact = s.exact.map_or("-".into(), |e| format!("{e:.10}"));
+            let rel = s.relative_error.map_or("-".into(), |r| format!("{r:.2e}"));
+            let v = s.v_score.map_or("-".into(), |v| format!("{v:.2e}"));
+            let z = s.spin_inversion.map_or("-".into(), |z| format!("{z:+}"));
+            outln!(
+                "{:<12} {z:>4} {energy:>26} {exact:>20} {rel:>10} {v:>10} {:>9.1}",
+                format!("{:?}", s.momentum),
+                s.wall_time_s
+            );
+        }
+        outln!("summary in {}", report.summary.display());
+        if let Some(plot) = &report.plot {
+            outln!("dispersion plot in {}", plot.display());
+        }
     }
 
     pub fn measure(&self, report: &MeasureReport) {

@@ -63,6 +63,9 @@ pub struct EdOptions {
     /// Solve only the ground state's sector when Perron–Frobenius fixes it ([`perron`]);
     /// applies to the ground state alone (`n_states = 1`) without an explicit `symmetry`.
     pub auto_sector: bool,
+    /// With `symmetry`: solve every sector (the lowest `n_states` of each), not only those
+    /// that can hold the overall lowest (`nqs ed --spectrum`).
+    pub spectrum: bool,
 }
 
 impl Default for EdOptions {
@@ -74,6 +77,7 @@ impl Default for EdOptions {
             memory_limit: available_memory(),
             lanczos: LanczosParams::default(),
             auto_sector: true,
+            spectrum: false,
         }
     }
 }
@@ -266,7 +270,7 @@ impl<T: Field, K: BitRows> RowOperator<T> for SectorOperator<'_, K> {
 }
 
 /// Does the operator commute with every translation of the lattice?
-fn translation_invariant(op: &PauliSum, lattice: &Lattice) -> bool {
+pub fn translation_invariant(op: &PauliSum, lattice: &Lattice) -> bool {
     lattice.translations().iter().all(|t| {
         let mapped = PauliSum::new(
             op.n_sites(),
@@ -288,7 +292,7 @@ fn translation_invariant(op: &PauliSum, lattice: &Lattice) -> bool {
 }
 
 /// Does the operator commute with the global spin flip `Π_i X_i`? (even number of Z/Y per string)
-fn inversion_invariant(op: &PauliSum) -> bool {
+pub fn inversion_invariant(op: &PauliSum) -> bool {
     op.strings().iter().all(|s| {
         s.ops
             .iter()
@@ -441,7 +445,7 @@ impl Scan<'_> {
             if basis.dimension() == 0 {
                 continue;
             }
-            if sectors.len() == 1 || dense(basis.dimension()) {
+            if sectors.len() == 1 || self.opts.spectrum || dense(basis.dimension()) {
                 done.push(self.solve(k, *z, basis)?);
             } else {
                 let bracket = self.bracket(k, &basis)?;
@@ -511,22 +515,45 @@ pub const REFERENCE_ED_LIMIT: u64 = 1_000_000;
 /// The exact reference of a model: the program's own ED when its sector has at most
 /// [`REFERENCE_ED_LIMIT`] states, else a closed form (Bethe ansatz, free fermions,
 /// Majumdar–Ghosh), else None. Also None when `cancel` is set while it runs.
+///
+/// With a symmetry `sector` (momentum, inversion: a projected ansatz) the reference is that
+/// sector's lowest energy: ED of the sector (up to [`REFERENCE_ED_LIMIT`] states), and a closed
+/// form only when Perron–Frobenius puts the ground state there.
 pub fn reference(
     hamiltonian: &Hamiltonian,
     lattice: &Lattice,
     lattice_spec: &crate::lattice::LatticeSpec,
     model_spec: &crate::operator::ModelSpec,
+    sector: Option<(Option<Vec<usize>>, Option<i8>)>,
     cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Option<Reference> {
     let n = lattice.n_sites();
-    let small = n <= 40
-        && SectorBasis::new(n, hamiltonian.n_up)
-            .map(|b| b.dimension())
-            .is_ok_and(|d| d <= REFERENCE_ED_LIMIT);
-    if small {
+    let plain = (n <= 40)
+        .then(|| SectorBasis::new(n, hamiltonian.n_up).ok())
+        .flatten()
+        .map_or(u64::MAX, |b| b.dimension());
+    let group = match &sector {
+        Some((k, z)) => {
+            let translations = if k.is_some() {
+                lattice.translations().len() as u64
+            } else {
+                1
+            };
+            translations * if z.is_some() { 2 } else { 1 }
+        }
+        None => 1,
+    };
+    if plain / group <= REFERENCE_ED_LIMIT {
         let mut opts = EdOptions::default();
         opts.lanczos.eigenvectors = false;
         opts.lanczos.cancel = cancel.clone();
+        if let Some((momentum, inversion)) = &sector {
+            opts.symmetry = SymmetryRequest {
+                enabled: true,
+                momentum: momentum.clone(),
+                inversion: *inversion,
+            };
+        }
         if let Ok(r) = solve(hamiltonian, lattice, &opts) {
             return Some(Reference {
                 energy: r.ground_state.energy,
@@ -534,6 +561,15 @@ pub fn reference(
             });
         }
         if cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+            return None;
+        }
+    }
+    if let Some((momentum, inversion)) = &sector {
+        let ground =
+            perron::ground_sector(&hamiltonian.physical, hamiltonian.n_up, lattice).ok()?;
+        let same_momentum = momentum.as_ref().is_none_or(|k| *k == ground.momentum);
+        let same_inversion = inversion.is_none_or(|z| Some(z) == ground.inversion);
+        if !same_momentum || !same_inversion {
             return None;
         }
     }

@@ -425,6 +425,36 @@ pub struct ResultsRecord {
 }
 
 /// Writes measured observables into a new group `name` of `parent`.
+/// What a finished run file says about its energy.
+#[derive(Clone, Debug, Default)]
+pub struct FinalEnergy {
+    /// `observables`: the final estimate and its variance.
+    pub energy: Option<(Estimate, f64)>,
+    /// `exact`: the reference energy and its method.
+    pub exact: Option<(f64, String)>,
+}
+
+/// Reads the final energy (group `observables`) and the exact reference (group `exact`) of a
+/// finished run file; each is None where the file has no such group.
+pub fn read_final_energy(path: &Path) -> hdf5::Result<FinalEnergy> {
+    let file = hdf5::File::open(path)?;
+    let energy = match file.group("observables") {
+        Ok(g) => Some((
+            Estimate {
+                mean: read_attr(&g, "energy")?,
+                error: read_attr(&g, "energy_error")?,
+            },
+            read_attr(&g, "energy_variance")?,
+        )),
+        Err(_) => None,
+    };
+    let exact = match file.group("exact") {
+        Ok(g) => Some((read_attr(&g, "energy")?, read_str_attr(&g, "method")?)),
+        Err(_) => None,
+    };
+    Ok(FinalEnergy { energy, exact })
+}
+
 pub fn write_results(parent: &Group, name: &str, r: &ResultsRecord) -> hdf5::Result<()> {
     let g = parent.create_group(name)?;
     write_str_attr(&g, "units", &r.units)?;
@@ -640,6 +670,38 @@ pub fn write_exact(parent: &Group, r: &ExactRecord) -> hdf5::Result<()> {
             write_1d(&g, "structure_factor", &r.structure_factor)?;
         }
     }
+    Ok(())
+}
+
+/// `nqs spectrum`'s table: one row per sector (NaN where a value does not exist).
+#[derive(Clone, Debug)]
+pub struct SpectrumRecord {
+    pub momentum: Vec<Vec<usize>>,
+    /// ±1, or 0 without a spin-inversion projection.
+    pub spin_inversion: Vec<i8>,
+    pub energy: Vec<f64>,
+    pub error: Vec<f64>,
+    pub exact: Vec<f64>,
+    pub lower_edge: Vec<f64>,
+    /// The sectors' run files.
+    pub files: Vec<String>,
+}
+
+/// Group `spectrum`: `momentum` (sectors × dimensions), `spin_inversion`, `energy`, `error`,
+/// `exact`, `lower_edge`, and the attribute `files` (one run file per line).
+pub fn write_spectrum(parent: &Group, r: &SpectrumRecord) -> hdf5::Result<()> {
+    let g = parent.create_group("spectrum")?;
+    let dims = r.momentum.first().map_or(0, Vec::len);
+    let momentum =
+        Array2::from_shape_fn((r.momentum.len(), dims), |(s, d)| r.momentum[s][d] as u64);
+    write_2d(&g, "momentum", &momentum)?;
+    write_1d(&g, "spin_inversion", &r.spin_inversion)?;
+    write_1d(&g, "energy", &r.energy)?;
+    write_1d(&g, "error", &r.error)?;
+    write_1d(&g, "exact", &r.exact)?;
+    write_1d(&g, "lower_edge", &r.lower_edge)?;
+    write_str_attr(&g, "files", &r.files.join("\n"))?;
+    write_str_attr(&g, "basis", "physical")?;
     Ok(())
 }
 

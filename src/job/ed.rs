@@ -16,6 +16,8 @@ pub struct EdJob {
     pub symmetry: SymmetryRequest,
     /// Solve only the ground state's sector when Perron–Frobenius fixes it.
     pub auto_sector: bool,
+    /// Solve every symmetry sector (`--spectrum`).
+    pub spectrum: bool,
     /// Memory budget in bytes (default: what is available now).
     pub memory_limit: Option<u64>,
     pub output: Option<PathBuf>,
@@ -59,6 +61,7 @@ pub fn run(
         method: job.method,
         symmetry: job.symmetry.clone(),
         auto_sector: job.auto_sector,
+        spectrum: job.spectrum,
         ..EdOptions::default()
     };
     if let Some(limit) = job.memory_limit {

@@ -11,6 +11,7 @@ pub mod info;
 pub mod measure;
 pub mod run;
 pub mod sample;
+pub mod spectrum;
 pub mod tomo;
 
 use crate::ansatz::{self, Ansatz, AnsatzVisitor};
@@ -130,7 +131,13 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
     } else {
         let model = config::parse(&root.config_text, path, &[])
             .map_err(|e| Error::file(path, format!("its stored configuration is invalid: {e}")))?;
-        ansatz::visit(&model.config.ansatz, &model.lattice, 0, vector)
+        ansatz::visit(
+            &model.config.ansatz,
+            &model.lattice,
+            model.projection.clone(),
+            0,
+            vector,
+        )
     }
 }
 

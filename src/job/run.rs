@@ -60,6 +60,9 @@ pub struct RunOutcome {
     pub n_parameters: usize,
     pub n_samples: usize,
     pub results: Option<ResultsRecord>,
+    /// The final energy and its variance: from `results`, or read back from the file of a run
+    /// that was already finished.
+    pub energy: Option<(io::Estimate, f64)>,
     pub reference: Option<Reference>,
     pub wall_time: f64,
     /// Median seconds per iteration of this process's iterations.
@@ -69,15 +72,15 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// `|E − E_exact|/|E_exact|`.
     pub fn relative_error(&self) -> Option<f64> {
-        let e = self.results.as_ref()?.energy.mean;
+        let e = self.energy?.0.mean;
         let x = self.reference.as_ref()?.energy;
         Some(((e - x) / x).abs())
     }
 
     /// `N·Var(E)/E²`.
     pub fn v_score(&self, n_sites: usize) -> Option<f64> {
-        let r = self.results.as_ref()?;
-        Some(n_sites as f64 * r.energy_variance / (r.energy.mean * r.energy.mean))
+        let (energy, variance) = self.energy?;
+        Some(n_sites as f64 * variance / (energy.mean * energy.mean))
     }
 }
 
@@ -255,6 +258,7 @@ pub fn run(
     ansatz::visit(
         &model.config.ansatz,
         &model.lattice,
+        model.projection.clone(),
         seed,
         RunVisitor {
             model,
@@ -368,6 +372,7 @@ fn outcome_without_results<A: Ansatz>(
         n_parameters: state.ansatz.n_parameters(),
         n_samples,
         results: None,
+        energy: None,
         reference: None,
         wall_time: start.elapsed().as_secs_f64(),
         median_iteration_time: 0.0,
@@ -416,10 +421,9 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     note(
         observers,
         &format!(
-            "nqs run: {} | {} alpha={} ({} parameters) | {} chains × {} samples | {} | {} rank(s) × {} threads",
+            "nqs run: {} | {} ({} parameters) | {} chains × {} samples | {} | {} rank(s) × {} threads",
             model.describe(),
-            model.config.ansatz.name(),
-            model.config.ansatz.alpha(),
+            model.describe_ansatz(),
             state.ansatz.n_parameters(),
             model.config.sampler.chains,
             state.sampler.settings.samples_per_chain,
@@ -442,13 +446,19 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
             for line in &notes {
                 note(observers, line);
             }
-            return Ok(outcome_without_results(
+            let mut outcome = outcome_without_results(
                 &output,
                 RunStatus::AlreadyFinished,
                 &state,
                 n_samples,
                 start,
-            ));
+            );
+            let stored = io::read_final_energy(path).map_err(|e| Error::hdf5(path, "read", e))?;
+            outcome.energy = stored.energy;
+            outcome.reference = stored
+                .exact
+                .map(|(energy, method)| Reference { energy, method });
+            return Ok(outcome);
         }
         notes.push(format!(
             "resuming {} at iteration {} (from {})",
@@ -598,6 +608,10 @@ fn finish<A: Ansatz>(
             &model.lattice,
             &model.config.lattice,
             &model.config.model,
+            model
+                .projection
+                .as_ref()
+                .map(|p| (p.momentum.clone(), p.inversion)),
             Some(stop.signal.clone()),
         )
     } else {
@@ -630,6 +644,7 @@ fn finish<A: Ansatz>(
         n_samples,
         start,
     );
+    outcome.energy = Some((results.energy, results.energy_variance));
     outcome.results = Some(results);
     outcome.reference = reference;
     Ok(outcome)

@@ -1,0 +1,340 @@
+//! `nqs spectrum`: the lowest state of each chosen symmetry sector, one sector after another,
+//! each a projected-RBM run (Choo et al. 2018) compared with exact diagonalization of that
+//! sector where it fits.
+//!
+//! Each sector is an ordinary run of the model with `ansatz.momentum` (and
+//! `ansatz.spin_inversion`) set, written to its own run file next to the summary
+//! (`STEM.k3.h5`, `STEM.k1_2.z-1.h5`): resumable, inspectable and measurable like any run. The
+//! summary file holds the table; a PNG shows the dispersion.
+
+use crate::config::{self, Model};
+use crate::dist::Communicator;
+use crate::error::{Error, Result};
+use crate::io::{self, NewFile, RootInfo};
+use crate::job::run::{self, RunOptions, RunOutcome, RunStatus};
+use crate::vmc::{Observer, StopFlag};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Choices of `nqs spectrum`.
+#[derive(Clone, Debug)]
+pub struct SpectrumJob {
+    pub model: PathBuf,
+    pub overrides: Vec<String>,
+    /// Momentum indices per sector; None = every momentum of the lattice.
+    pub momenta: Option<Vec<Vec<usize>>>,
+    pub spin_inversion: Option<i8>,
+    /// The summary file (default `runs/<model>.spectrum.h5`).
+    pub output: Option<PathBuf>,
+    pub force: bool,
+    pub resume: bool,
+    pub threads: usize,
+}
+
+/// `{mean, error}`.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Energy {
+    pub mean: f64,
+    pub error: f64,
+}
+
+/// One sector's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct SectorResult {
+    pub momentum: Vec<usize>,
+    pub spin_inversion: Option<i8>,
+    pub energy: Option<Energy>,
+    /// The sector's exact lowest energy (ED of the sector, or a closed form for the ground
+    /// state's sector); None where neither applies.
+    pub exact: Option<f64>,
+    pub relative_error: Option<f64>,
+    pub v_score: Option<f64>,
+    pub wall_time_s: f64,
+    pub output: PathBuf,
+}
+
+/// The des Cloizeaux–Pearson lower edge `E(k) = E_0 + v|sin k|` of a periodic Heisenberg
+/// chain, `v = (π/2)|J|` in spin units (×4 in Pauli units), with `k` measured in the physical
+/// basis (|sin k| is the same about 0 and π, where the ground state sits for L/2 even / odd).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct LowerEdge {
+    /// `E_0`: the Bethe-ansatz ground energy (or the lowest sector energy found).
+    pub ground: f64,
+    /// `v` in the model's units.
+    pub velocity: f64,
+}
+
+impl LowerEdge {
+    /// `E_0 + v|sin k|`.
+    pub fn at(&self, k: f64) -> f64 {
+        self.ground + self.velocity * k.sin().abs()
+    }
+}
+
+/// What `nqs spectrum` did.
+#[derive(Clone, Debug)]
+pub struct SpectrumReport {
+    pub sectors: Vec<SectorResult>,
+    /// Set when a signal stopped a sector: the sectors after it did not run.
+    pub interrupted: Option<String>,
+    /// Heisenberg chains: the des Cloizeaux–Pearson lower edge of the two-spinon continuum.
+    pub edge: Option<LowerEdge>,
+    /// The edge at each sector's momentum (None without an edge).
+    pub lower_edge: Vec<Option<f64>>,
+    pub summary: PathBuf,
+    pub plot: Option<PathBuf>,
+    pub n_sites: usize,
+    pub extent: Vec<usize>,
+}
+
+/// `STEM.k3.h5`, `STEM.k1_2.z+1.h5`: a sector's run file next to the summary `STEM.h5`.
+pub fn sector_path(summary: &Path, momentum: &[usize], inversion: Option<i8>) -> PathBuf {
+    let stem = summary
+        .file_stem()
+        .map_or("spectrum".into(), |s| s.to_string_lossy().into_owned());
+    let k: Vec<String> = momentum.iter().map(usize::to_string).collect();
+    let z = inversion.map_or(String::new(), |z| format!(".z{z:+}"));
+    summary.with_file_name(format!("{stem}.k{}{z}.h5", k.join("_")))
+}
+
+/// The model of one sector: the file with `ansatz.momentum` (and `ansatz.spin_inversion`) set.
+fn sector_model(job: &SpectrumJob, momentum: &[usize]) -> Result<Model> {
+    let mut overrides = job.overrides.clone();
+    let value = match momentum {
+        [m] => m.to_string(),
+        many => format!(
+            "[{}]",
+            many.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    overrides.push(format!("ansatz.momentum={value}"));
+    if let Some(z) = job.spin_inversion {
+        overrides.push(format!("ansatz.spin_inversion={z}"));
+    }
+    config::load(&job.model, &overrides)
+}
+
+/// Runs every sector (all are validated first), then writes the summary and the plot.
+pub fn run(
+    job: &SpectrumJob,
+    comm: &dyn Communicator,
+    observers: &mut [&mut dyn Observer],
+    stop: &StopFlag,
+    on_sector: &mut dyn FnMut(&str),
+) -> Result<SpectrumReport> {
+    let base = config::load(&job.model, &job.overrides)?;
+    let momenta = job
+        .momenta
+        .clone()
+        .unwrap_or_else(|| base.lattice.momentum_indices());
+    if momenta.is_empty() {
+        return Err(Error::usage(
+            "--momenta",
+            "the lattice has no translations: a spectrum by momentum needs a periodic chain or square lattice",
+        ));
+    }
+    let extent = base.lattice.extent();
+    for k in &momenta {
+        if k.len() != extent.len() || k.iter().zip(extent).any(|(&m, &l)| m >= l) {
+            let range: Vec<String> = extent.iter().map(|l| format!("0..={}", l - 1)).collect();
+            return Err(Error::usage(
+                "--momenta",
+                format!(
+                    "{} is not a momentum of this lattice: expected {} ({} index per direction, \
+                     k = 2πm/L)",
+                    k.iter().map(usize::to_string).collect::<Vec<_>>().join(":"),
+                    range.join(":"),
+                    extent.len()
+                ),
+            ));
+        }
+    }
+    if let Some(k) = momenta
+        .iter()
+        .enumerate()
+        .find_map(|(i, k)| momenta[..i].contains(k).then_some(k))
+    {
+        return Err(Error::usage(
+            "--momenta",
+            format!("momentum {k:?} is listed twice"),
+        ));
+    }
+    // Every sector's model is checked before the first iteration of any.
+    let models: Vec<Model> = momenta
+        .iter()
+        .map(|k| sector_model(job, k))
+        .collect::<Result<_>>()?;
+    let summary = job.output.clone().unwrap_or_else(|| {
+        let stem = job
+            .model
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        PathBuf::from("runs").join(format!("{stem}.spectrum.h5"))
+    });
+    if comm.is_root() {
+        io::prepare_output(&summary, job.force || job.resume, "nqs spectrum --output")?;
+    }
+    let mut report = SpectrumReport {
+        sectors: vec![],
+        interrupted: None,
+        edge: None,
+        lower_edge: vec![],
+        summary: summary.clone(),
+        plot: None,
+        n_sites: base.lattice.n_sites(),
+        extent: base.lattice.extent().to_vec(),
+    };
+    for (momentum, model) in momenta.iter().zip(&models) {
+        let output = sector_path(&summary, momentum, job.spin_inversion);
+        on_sector(&format!(
+            "sector k = {momentum:?}{}: {}",
+            job.spin_inversion
+                .map_or(String::new(), |z| format!(", z = {z:+}")),
+            output.display()
+        ));
+        let options = RunOptions {
+            output: Some(output.clone()),
+            force: job.force,
+            resume: job.resume,
+            reference: true,
+            threads: job.threads,
+        };
+        let outcome = run::run(model, &options, comm, observers, stop)?;
+        if let RunStatus::Interrupted { iteration, during } = &outcome.status {
+            report.interrupted = Some(format!(
+                "sector k = {momentum:?} stopped during {during} at iteration {iteration}; continue with --resume"
+            ));
+            report
+                .sectors
+                .push(result(momentum, job.spin_inversion, &outcome, model));
+            break;
+        }
+        report
+            .sectors
+            .push(result(momentum, job.spin_inversion, &outcome, model));
+    }
+    report.edge = lower_edge(&base, &report.sectors);
+    let length = base.lattice.n_sites() as f64;
+    report.lower_edge = report
+        .sectors
+        .iter()
+        .map(|s| {
+            let k = 2.0 * std::f64::consts::PI * s.momentum[0] as f64 / length;
+            report.edge.map(|edge| edge.at(k))
+        })
+        .collect();
+    if comm.is_root() && report.interrupted.is_none() {
+        write_summary(&base, &report)?;
+        let png = summary.with_extension("png");
+        if crate::plot::plot_spectrum(&report, &png).is_ok() {
+            report.plot = Some(png);
+        }
+    }
+    Ok(report)
+}
+
+fn result(
+    momentum: &[usize],
+    spin_inversion: Option<i8>,
+    outcome: &RunOutcome,
+    model: &Model,
+) -> SectorResult {
+    SectorResult {
+        momentum: momentum.to_vec(),
+        spin_inversion,
+        energy: outcome.energy.map(|(e, _)| Energy {
+            mean: e.mean,
+            error: e.error,
+        }),
+        exact: outcome.reference.as_ref().map(|r| r.energy),
+        relative_error: outcome.relative_error(),
+        v_score: outcome.v_score(model.lattice.n_sites()),
+        wall_time_s: outcome.wall_time,
+        output: outcome.output.clone(),
+    }
+}
+
+/// The des Cloizeaux–Pearson lower edge `E_0 + ε(k)`, `ε(k) = (π J/2)|sin k|` in spin units,
+/// for a Heisenberg chain, with `E_0` the ground energy (the k = 0 or π sector's exact value,
+/// else its variational one).
+fn lower_edge(model: &Model, sectors: &[SectorResult]) -> Option<LowerEdge> {
+    let crate::operator::ModelKind::Heisenberg(h) = &model.config.model.kind else {
+        return None;
+    };
+    if model.lattice.extent().len() != 1 {
+        return None;
+    }
+    let units = match model.config.model.units {
+        crate::operator::Units::Spin => 1.0,
+        crate::operator::Units::Pauli => 4.0,
+    };
+    let ground =
+        crate::exact::formulas::reference_energy(&model.config.lattice, &model.config.model)
+            .map(|(energy, _)| energy)
+            .or_else(|| {
+                sectors
+                    .iter()
+                    .filter_map(|s| s.exact.or(s.energy.map(|e| e.mean)))
+                    .reduce(f64::min)
+            })?;
+    Some(LowerEdge {
+        ground,
+        velocity: units * std::f64::consts::FRAC_PI_2 * h.J.abs(),
+    })
+}
+
+/// The summary file: one row per sector in group `spectrum`.
+fn write_summary(model: &Model, report: &SpectrumReport) -> Result<()> {
+    let root = RootInfo {
+        command: "spectrum".into(),
+        config_text: model.canonical_text(),
+        identity: config::identity(&model.config),
+        units: model.config.model.units.name().into(),
+        seed: model.config.run.seed,
+        ranks: 1,
+        threads: 0,
+        start_time: io::utc_now(),
+    };
+    let record = io::SpectrumRecord {
+        momentum: report.sectors.iter().map(|s| s.momentum.clone()).collect(),
+        spin_inversion: report
+            .sectors
+            .iter()
+            .map(|s| s.spin_inversion.unwrap_or(0))
+            .collect(),
+        energy: report
+            .sectors
+            .iter()
+            .map(|s| s.energy.map_or(f64::NAN, |e| e.mean))
+            .collect(),
+        error: report
+            .sectors
+            .iter()
+            .map(|s| s.energy.map_or(f64::NAN, |e| e.error))
+            .collect(),
+        exact: report
+            .sectors
+            .iter()
+            .map(|s| s.exact.unwrap_or(f64::NAN))
+            .collect(),
+        lower_edge: report
+            .lower_edge
+            .iter()
+            .map(|e| e.unwrap_or(f64::NAN))
+            .collect(),
+        files: report
+            .sectors
+            .iter()
+            .map(|s| s.output.display().to_string())
+            .collect(),
+    };
+    let file = NewFile::create(&report.summary, &root)?;
+    file.write("cannot write the spectrum", |f| {
+        io::write_spectrum(f, &record)
+    })?;
+    file.commit()?;
+    Ok(())
+}

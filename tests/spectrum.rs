@@ -1,0 +1,241 @@
+//! Symmetry-projected RBMs against exact diagonalization of the same sector: `nqs spectrum`,
+//! `nqs run --set ansatz.momentum=m` and `nqs ed --spectrum`, with the Marshall sign on (the
+//! momentum always refers to the physical basis, also where the rotation shifts it by π).
+
+mod common;
+
+use common::{expect_input_error, nqs_json, write};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// A periodic Heisenberg chain at S^z = 0 with the Marshall sign, a dense α = 2 RBM and a short,
+/// well-converging optimization.
+fn model(length: usize) -> String {
+    format!(
+        "{}units = \"pauli\"\n[ansatz]\nkind = \"rbm\"\nalpha = 2\ninit_std = 0.01\n\
+         [sampler]\nkind = \"exchange\"\nchains = 16\nsamples = 512\nthermalization = 100\n\
+         [optimizer]\nkind = \"sr\"\nlearning_rate = 0.05\ndiag_shift = 0.01\n\
+         diag_shift_decay = 0.99\ndiag_shift_min = 0.0001\niterations = 200\n\
+         [run]\nseed = 7\nobservable_samples = 10000\n",
+        common::heisenberg_chain(length)
+    )
+}
+
+/// `nqs ed --spectrum`: the exact lowest energy of every (momentum, inversion) sector.
+fn exact_sectors(model: &std::path::Path, dir: &std::path::Path) -> HashMap<(u64, i64), f64> {
+    let ed = nqs_json(&[
+        "ed",
+        model.to_str().unwrap(),
+        "--spectrum",
+        "--output",
+        dir.join("ed.h5").to_str().unwrap(),
+    ]);
+    ed["sectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let key = (
+                s["sector"]["momentum"][0].as_u64().unwrap(),
+                s["sector"]["inversion"].as_i64().unwrap(),
+            );
+            (key, s["energies"][0].as_f64().unwrap())
+        })
+        .collect()
+}
+
+fn relative(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+#[test]
+fn every_momentum_sector_reaches_its_exact_lowest_energy() {
+    let dir = tempfile::tempdir().unwrap();
+    let length = 8;
+    let path = write(dir.path(), "chain8.toml", &model(length));
+    let exact = exact_sectors(&path, dir.path());
+    let spectrum = nqs_json(&[
+        "spectrum",
+        path.to_str().unwrap(),
+        "--output",
+        dir.path().join("spectrum.h5").to_str().unwrap(),
+    ]);
+    let sectors = spectrum["sectors"].as_array().unwrap();
+    assert_eq!(sectors.len(), length);
+    let lowest = |m: u64| exact[&(m, 1)].min(exact[&(m, -1)]);
+    for (m, s) in sectors.iter().enumerate() {
+        let m = m as u64;
+        assert_eq!(s["momentum"], serde_json::json!([m]));
+        assert_eq!(s["spin_inversion"], Value::Null);
+        let energy = s["energy"]["mean"].as_f64().unwrap();
+        let error = s["energy"]["error"].as_f64().unwrap();
+        let reported = s["exact"].as_f64().expect("ED fits: `exact` is set");
+        assert!(relative(reported, lowest(m)) < 1e-10, "k index {m}");
+        // Variational: never below the exact sector minimum by more than the error bar.
+        assert!(
+            energy > lowest(m) - 3.0 * error - 1e-9,
+            "k index {m}: {energy} below"
+        );
+        assert!(
+            relative(energy, lowest(m)) < 1e-4,
+            "k index {m}: {energy} vs {}",
+            lowest(m)
+        );
+        for key in ["relative_error", "v_score", "wall_time_s"] {
+            assert!(s[key].as_f64().unwrap().is_finite(), "{key}");
+        }
+    }
+    // The finite-size gap is open: the ground state sits at k = 0 only (L/2 even).
+    let ground = sectors
+        .iter()
+        .min_by(|a, b| {
+            let e = |s: &Value| s["energy"]["mean"].as_f64().unwrap();
+            e(a).total_cmp(&e(b))
+        })
+        .unwrap();
+    assert_eq!(ground["momentum"], serde_json::json!([0]));
+    assert!(dir.path().join("spectrum.png").exists());
+    assert!(dir.path().join("spectrum.k5.h5").exists());
+}
+
+#[test]
+fn projections_refer_to_the_physical_momentum_and_inversion() {
+    // L = 6: L/2 is odd, the Marshall rotation shifts momenta by π and flips the inversion
+    // eigenvalue; the physical ground state is at k = π with z = −1.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "chain6.toml", &model(6));
+    let exact = exact_sectors(&path, dir.path());
+    let (ground_key, _) = exact
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(k, e)| (*k, *e))
+        .unwrap();
+    assert_eq!(ground_key, (3, -1));
+    for (m, z) in [(3, -1), (3, 1), (1, 1), (0, -1)] {
+        let out = dir.path().join(format!("k{m}z{z}.h5"));
+        let run = nqs_json(&[
+            "run",
+            path.to_str().unwrap(),
+            "--set",
+            &format!("ansatz.momentum={m}"),
+            "--set",
+            &format!("ansatz.spin_inversion={z}"),
+            "--set",
+            "optimizer.iterations=120",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(run["sector"]["momentum"], serde_json::json!([m]));
+        assert_eq!(run["sector"]["spin_inversion"], serde_json::json!(z));
+        let energy = run["energy"]["mean"].as_f64().unwrap();
+        let want = exact[&(m, z)];
+        assert!(
+            relative(energy, want) < 1e-4,
+            "k index {m}, z {z}: {energy} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn sector_keys_are_validated_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "chain6.toml", &model(6));
+    let p = path.to_str().unwrap();
+    for (set, needle) in [
+        ("ansatz.momentum=6", "0..=5"),
+        ("ansatz.momentum=-1", "0..=5"),
+        ("ansatz.momentum=[1, 2]", "ansatz.momentum"),
+        ("ansatz.momentum=1.5", "integer"),
+        ("ansatz.spin_inversion=0", "+1 or -1"),
+    ] {
+        expect_input_error(&["check", p, "--set", set], needle);
+        expect_input_error(&["run", p, "--set", set], needle);
+    }
+    expect_input_error(
+        &[
+            "run",
+            p,
+            "--set",
+            "ansatz.kind=\"rbm_symm\"",
+            "--set",
+            "ansatz.momentum=1",
+        ],
+        "rbm_symm",
+    );
+    expect_input_error(
+        &[
+            "run",
+            p,
+            "--set",
+            "lattice.boundary=\"open\"",
+            "--set",
+            "ansatz.momentum=1",
+        ],
+        "periodic",
+    );
+    expect_input_error(
+        &[
+            "run",
+            p,
+            "--set",
+            "model.total_sz=1",
+            "--set",
+            "ansatz.spin_inversion=1",
+        ],
+        "total_sz = 0",
+    );
+    expect_input_error(&["spectrum", p, "--momenta", "0,9"], "--momenta");
+    expect_input_error(&["spectrum", p, "--momenta", "1,2,1"], "twice");
+    expect_input_error(&["spectrum", p, "--momenta", "1:2"], "--momenta");
+    expect_input_error(&["spectrum", p, "--spin-inversion", "2"], "spin-inversion");
+}
+
+#[test]
+fn spectrum_collects_sector_runs_made_elsewhere() {
+    // The Slurm array recipe: one `nqs run --set ansatz.momentum=m --output S.km.h5` per task,
+    // then `nqs spectrum --output S.h5 --resume` collects them without recomputing.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "chain6.toml", &model(6));
+    let p = path.to_str().unwrap();
+    let summary = dir.path().join("S.h5");
+    let sector = common::nqs_json(&[
+        "run",
+        p,
+        "--set",
+        "ansatz.momentum=2",
+        "--set",
+        "optimizer.iterations=30",
+        "--output",
+        dir.path().join("S.k2.h5").to_str().unwrap(),
+    ]);
+    let spectrum = nqs_json(&[
+        "spectrum",
+        p,
+        "--momenta",
+        "2",
+        "--set",
+        "optimizer.iterations=30",
+        "--resume",
+        "--output",
+        summary.to_str().unwrap(),
+    ]);
+    let collected = &spectrum["sectors"][0];
+    for key in ["mean", "error"] {
+        assert_eq!(collected["energy"][key], sector["energy"][key]);
+    }
+    assert_eq!(collected["exact"], sector["exact"]["energy"]);
+    assert!(summary.exists());
+    // A sector run of other physics is refused, not mixed in.
+    let (code, _, stderr) = common::nqs(&[
+        "spectrum",
+        p,
+        "--momenta",
+        "2",
+        "--set",
+        "model.J=2.0",
+        "--resume",
+        "--output",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+}
