@@ -93,6 +93,48 @@ fn crashed_and_resumed_run_equals_uninterrupted_run() {
 }
 
 #[test]
+fn the_automatic_solver_change_is_part_of_the_checkpoint() {
+    // `solver = "auto"` at 200 samples breaks even at 16 CG iterations; a tight CG tolerance
+    // makes it change to the kernel solver early. Crashes before and after the change resume
+    // bitwise (the change is checkpointed, not re-decided).
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", RUN_16);
+    let extra = [
+        "--set",
+        "optimizer.solver=\"auto\"",
+        "--set",
+        "sampler.samples=200",
+        "--set",
+        "optimizer.cg_tolerance=1e-10",
+    ];
+    let full = dir.path().join("full.h5");
+    let (code, stderr) = run(&model, &full, &extra, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("from the next step on"), "{stderr}");
+    let cg = common::history(&full, "solver_iterations");
+    let changed = cg.iter().skip(1).position(|&k| k == 0.0).expect("a change") + 1;
+    assert!(cg[changed..].iter().all(|&k| k == 0.0), "{cg:?}");
+    let part = dir.path().join("part.h5");
+    let mut resume = extra.to_vec();
+    for (i, crash) in [1, changed + 1, changed + 9].into_iter().enumerate() {
+        let args: &[&str] = if i == 0 { &extra } else { &resume };
+        let (code, stderr) = run(
+            &model,
+            &part,
+            args,
+            &[("NQS_TEST_CRASH_AFTER", &crash.to_string())],
+        );
+        assert!(code != 0, "expected a crash at {crash}: {stderr}");
+        resume = extra.to_vec();
+        resume.push("--resume");
+    }
+    let (code, stderr) = run(&model, &part, &resume, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(columns(&full), columns(&part));
+    assert_eq!(common::parameters(&full), common::parameters(&part));
+}
+
+#[test]
 fn extending_a_finished_run_never_loses_it() {
     let dir = tempfile::tempdir().unwrap();
     let model = write(dir.path(), "m.toml", RUN_16);

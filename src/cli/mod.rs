@@ -139,6 +139,15 @@ impl Observer for Progress {
                 row.energy, row.error, row.variance, row.acceptance, row.r_hat
             ),
         );
+        // Fallbacks and solver changes are events: always logged, whatever the cadence.
+        if let Some(event) = report
+            .update
+            .solve
+            .as_ref()
+            .and_then(|s| s.fallback.as_ref())
+        {
+            self.note(&format!("note: iteration {}: {event}", row.iteration + 1));
+        }
         Ok(())
     }
 

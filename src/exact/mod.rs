@@ -579,7 +579,8 @@ pub fn reference(
     })
 }
 
-/// Diagonalizes a Hamiltonian on a lattice.
+/// Diagonalizes a Hamiltonian on a lattice: the whole (S^z) sector, the sector Perron–Frobenius
+/// picks for the ground state, or the requested symmetry sectors.
 pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> Result<EdResult> {
     let n = lattice.n_sites();
     if n > 63 {
@@ -589,206 +590,272 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
     let op = &hamiltonian.physical;
     let rows = Rows::of(op);
     let plain = SectorBasis::new(n, hamiltonian.n_up)?;
-    let mut symmetry = opts.symmetry.clone();
-    let sector_choice = if opts.auto_sector && opts.n_states == 1 && !symmetry.enabled {
-        Some(match perron::ground_sector(op, hamiltonian.n_up, lattice) {
-            Ok(ground) => {
-                symmetry = SymmetryRequest {
-                    enabled: true,
-                    momentum: Some(ground.momentum),
-                    inversion: ground.inversion,
-                };
-                format!("automatic sector: {}", ground.reason)
-            }
-            Err(why) => format!("whole sector, no automatic symmetry sector: {why}"),
-        })
-    } else {
-        None
-    };
-    let scalar_bytes = |complex: bool| if complex { 16 } else { 8 };
-    let real_op = op.is_real();
-    let mut solutions = Vec::new();
-    let mut best: Option<(f64, Sector, Vec<Complex64>, Option<SymmetricBasis>)> = None;
-    let mut consider =
-        |solution: SectorSolution, vector: Vec<Complex64>, basis: Option<SymmetricBasis>| {
-            // Bracketed sectors (no energies) only join the list.
-            if let Some(&e0) = solution.energies.first() {
-                if best
-                    .as_ref()
-                    .is_none_or(|(b, ..)| e0 < *b - 1e-12 * b.abs().max(1.0))
-                {
-                    best = Some((e0, solution.sector.clone(), vector, basis));
-                }
-            }
-            solutions.push(solution);
-        };
-    if !symmetry.enabled {
-        let dim = plain.dimension();
-        let suggestion = if lattice.translations().len() > 1 {
-            "; use symmetry sectors (--symmetry, optionally --momentum K --inversion Z) or a total_sz sector"
-        } else {
-            "; restrict to a total_sz sector or use a smaller lattice"
-        };
-        check_memory(
-            lanczos_bytes(dim, scalar_bytes(!real_op), 16, opts),
-            opts,
-            &format!(
-                "the {} of {n} sites ({dim} states)",
-                if hamiltonian.n_up.is_some() {
-                    "S^z sector"
-                } else {
-                    "full space"
-                }
-            ),
-            suggestion,
-        )?;
-        let states: Vec<u64> = plain.states().collect();
-        let sector_op = SectorOperator {
-            rows: &rows,
-            basis: &plain,
-            states: &states,
-        };
-        let sector = Sector {
-            n_up: hamiltonian.n_up,
-            momentum: None,
-            inversion: None,
-        };
-        let (solution, vector) = if real_op {
-            let (s, v) = solve_sector::<f64>(&sector_op, opts, sector)?;
-            (s, v.into_iter().map(|x| Complex64::new(x, 0.0)).collect())
-        } else {
-            solve_sector::<Complex64>(&sector_op, opts, sector)?
-        };
-        consider(solution, vector, None);
-    } else {
-        if lattice.translations().len() < 2 {
-            return Err(Error::Input("symmetry sectors need a periodic chain or square lattice (this lattice has no translations)".into()));
-        }
-        if !translation_invariant(op, lattice) {
-            return Err(Error::Input("the Hamiltonian is not translation invariant on this lattice; run without --symmetry".into()));
-        }
-        let inversion_ok = hamiltonian.n_up.is_none_or(|k| 2 * k == n) && inversion_invariant(op);
-        if symmetry.inversion.is_some() && !inversion_ok {
-            return Err(Error::Input("spin inversion needs total_sz = 0 (or no S^z sector) and a Hamiltonian invariant under flipping all spins".into()));
-        }
-        let momenta = match &symmetry.momentum {
-            Some(k) => {
-                if k.len() != lattice.extent().len()
-                    || k.iter().zip(lattice.extent()).any(|(q, l)| q >= l)
-                {
-                    return Err(Error::Input(format!(
-                        "--momentum {k:?}: expected {} integer(s) below {:?}",
-                        lattice.extent().len(),
-                        lattice.extent()
-                    )));
-                }
-                vec![k.clone()]
-            }
-            None => lattice.momentum_indices(),
-        };
-        let inversions: Vec<Option<i8>> = match (symmetry.inversion, inversion_ok) {
-            (Some(z), _) => vec![Some(z)],
-            (None, true) => vec![Some(1), Some(-1)],
-            (None, false) => vec![None],
-        };
-        let group = lattice.translations().len() as u64 * if inversion_ok { 2 } else { 1 };
-        let estimate = plain.dimension() / group + 1;
-        let real_sectors = real_op
-            && momenta.iter().all(|k| {
-                k.iter()
-                    .zip(lattice.extent())
-                    .all(|(q, l)| (2 * q) % l == 0)
-            });
-        check_memory(
-            lanczos_bytes(
-                estimate,
-                scalar_bytes(!real_sectors),
-                SymmetricBasis::BYTES_PER_STATE,
-                opts,
-            ) + (1 << 27),
-            opts,
-            &format!("a symmetry sector of about {estimate} states"),
-            "; use a smaller lattice",
-        )?;
-        let sectors: Vec<(Vec<usize>, Option<i8>)> = momenta
-            .iter()
-            .flat_map(|k| inversions.iter().map(move |&z| (k.clone(), z)))
-            .collect();
+    let (symmetry, sector_choice) = choose_sector(hamiltonian, lattice, opts);
+    let outcomes = if symmetry.enabled {
+        let sectors = symmetry_sectors(hamiltonian, lattice, &symmetry)?;
+        check_symmetric_memory(hamiltonian, lattice, &plain, &sectors, opts)?;
         let scan = Scan {
             lattice,
             plain: &plain,
             rows: &rows,
             n_up: hamiltonian.n_up,
-            real_op,
+            real_op: op.is_real(),
             opts,
         };
-        for (solution, vector, basis) in scan.lowest(&sectors)? {
-            consider(solution, vector, basis);
+        scan.lowest(&sectors)?
+    } else {
+        vec![solve_plain(hamiltonian, lattice, &plain, &rows, opts)?]
+    };
+    // The lowest energy (ties: the first sector) holds the ground state.
+    let mut best: Option<usize> = None;
+    for (i, (solution, ..)) in outcomes.iter().enumerate() {
+        if let Some(&e0) = solution.energies.first() {
+            let lower = |b: f64| e0 < b - 1e-12 * b.abs().max(1.0);
+            if best.is_none_or(|b| lower(outcomes[b].0.energies[0])) {
+                best = Some(i);
+            }
         }
     }
-    let (energy, sector, vector, basis) =
-        best.ok_or_else(|| Error::Input("no symmetry sector has any state".into()))?;
-    let mut energies: Vec<(f64, Sector)> = solutions
+    let best = best.ok_or_else(|| Error::Input("no symmetry sector has any state".into()))?;
+    let mut energies: Vec<(f64, Sector)> = outcomes
         .iter()
-        .filter(|s| s.method != BRACKETED)
-        .flat_map(|s| s.energies.iter().map(move |&e| (e, s.sector.clone())))
+        .filter(|(s, ..)| s.method != BRACKETED)
+        .flat_map(|(s, ..)| s.energies.iter().map(move |&e| (e, s.sector.clone())))
         .collect();
     energies.sort_by(|a, b| a.0.total_cmp(&b.0));
     energies.truncate(opts.n_states);
-    let ground_state = if vector.is_empty() {
-        GroundState {
-            energy,
-            sector,
-            basis_states: vec![],
-            amplitudes: vec![],
-            zz_correlations: None,
+    let mut solutions = Vec::with_capacity(outcomes.len());
+    let mut ground = None;
+    for (i, (solution, vector, basis)) in outcomes.into_iter().enumerate() {
+        if i == best {
+            ground = Some(ground_state(
+                &solution, vector, basis, lattice, &plain, opts,
+            ));
         }
-    } else {
-        match basis {
-            None => {
-                let states: Vec<u64> = plain.states().collect();
-                let zz = plain_correlations(n, &states, &vector);
-                GroundState {
-                    energy,
-                    sector,
-                    basis_states: states,
-                    amplitudes: vector,
-                    zz_correlations: Some(zz),
-                }
-            }
-            Some(basis) => {
-                let per_translation = basis.translation_correlations(lattice, &vector);
-                let zz = Array2::from_shape_fn((n, n), |(i, j)| {
-                    let t = lattice
-                        .translations()
-                        .iter()
-                        .position(|t| t.perm[i] == j)
-                        .expect("translations act transitively");
-                    per_translation[t]
-                });
-                let expanded_bytes = plain.dimension().saturating_mul(24);
-                let (states, amplitudes) = if expanded_bytes <= opts.memory_limit / 4 {
-                    expand(&basis, &plain, &vector)
-                } else {
-                    (vec![], vec![])
-                };
-                GroundState {
-                    energy,
-                    sector,
-                    basis_states: states,
-                    amplitudes,
-                    zz_correlations: Some(zz),
-                }
-            }
-        }
-    };
+        solutions.push(solution);
+    }
     Ok(EdResult {
         energies,
         sectors: solutions,
-        ground_state,
+        ground_state: ground.expect("the best sector is one of them"),
         sector_choice,
         kernel: rows.kernel_name(),
     })
+}
+
+/// The symmetry request to solve, and the line that says how the sector was chosen: for the
+/// ground state alone with `auto_sector`, Perron–Frobenius's sector when it applies.
+fn choose_sector(
+    hamiltonian: &Hamiltonian,
+    lattice: &Lattice,
+    opts: &EdOptions,
+) -> (SymmetryRequest, Option<String>) {
+    let symmetry = opts.symmetry.clone();
+    if !opts.auto_sector || opts.n_states != 1 || symmetry.enabled {
+        return (symmetry, None);
+    }
+    match perron::ground_sector(&hamiltonian.physical, hamiltonian.n_up, lattice) {
+        Ok(ground) => (
+            SymmetryRequest {
+                enabled: true,
+                momentum: Some(ground.momentum),
+                inversion: ground.inversion,
+            },
+            Some(format!("automatic sector: {}", ground.reason)),
+        ),
+        Err(why) => (
+            symmetry,
+            Some(format!("whole sector, no automatic symmetry sector: {why}")),
+        ),
+    }
+}
+
+fn scalar_bytes(complex: bool) -> u64 {
+    if complex {
+        16
+    } else {
+        8
+    }
+}
+
+/// The whole S^z sector (or the full space) without symmetries.
+fn solve_plain(
+    hamiltonian: &Hamiltonian,
+    lattice: &Lattice,
+    plain: &SectorBasis,
+    rows: &Rows,
+    opts: &EdOptions,
+) -> Result<SectorOutcome> {
+    let n = lattice.n_sites();
+    let dim = plain.dimension();
+    let real_op = hamiltonian.physical.is_real();
+    let suggestion = if lattice.translations().len() > 1 {
+        "; use symmetry sectors (--symmetry, optionally --momentum K --inversion Z) or a total_sz sector"
+    } else {
+        "; restrict to a total_sz sector or use a smaller lattice"
+    };
+    let space = if hamiltonian.n_up.is_some() {
+        "S^z sector"
+    } else {
+        "full space"
+    };
+    check_memory(
+        lanczos_bytes(dim, scalar_bytes(!real_op), 16, opts),
+        opts,
+        &format!("the {space} of {n} sites ({dim} states)"),
+        suggestion,
+    )?;
+    let states: Vec<u64> = plain.states().collect();
+    let sector_op = SectorOperator {
+        rows,
+        basis: plain,
+        states: &states,
+    };
+    let sector = Sector {
+        n_up: hamiltonian.n_up,
+        momentum: None,
+        inversion: None,
+    };
+    let (solution, vector) = if real_op {
+        let (s, v) = solve_sector::<f64>(&sector_op, opts, sector)?;
+        (s, v.into_iter().map(|x| Complex64::new(x, 0.0)).collect())
+    } else {
+        solve_sector::<Complex64>(&sector_op, opts, sector)?
+    };
+    Ok((solution, vector, None))
+}
+
+/// Whether spin inversion is a symmetry: S^z = 0 (or no S^z sector) and H invariant under the
+/// global flip.
+fn inversion_allowed(hamiltonian: &Hamiltonian, n: usize) -> bool {
+    hamiltonian.n_up.is_none_or(|k| 2 * k == n) && inversion_invariant(&hamiltonian.physical)
+}
+
+/// The (momentum, inversion) sectors a symmetry request names, checked against the lattice
+/// and the Hamiltonian.
+fn symmetry_sectors(
+    hamiltonian: &Hamiltonian,
+    lattice: &Lattice,
+    symmetry: &SymmetryRequest,
+) -> Result<Vec<(Vec<usize>, Option<i8>)>> {
+    if lattice.translations().len() < 2 {
+        return Err(Error::Input("symmetry sectors need a periodic chain or square lattice (this lattice has no translations)".into()));
+    }
+    if !translation_invariant(&hamiltonian.physical, lattice) {
+        return Err(Error::Input(
+            "the Hamiltonian is not translation invariant on this lattice; run without --symmetry"
+                .into(),
+        ));
+    }
+    let inversion_ok = inversion_allowed(hamiltonian, lattice.n_sites());
+    if symmetry.inversion.is_some() && !inversion_ok {
+        return Err(Error::Input("spin inversion needs total_sz = 0 (or no S^z sector) and a Hamiltonian invariant under flipping all spins".into()));
+    }
+    let momenta = match &symmetry.momentum {
+        Some(k) => {
+            if k.len() != lattice.extent().len()
+                || k.iter().zip(lattice.extent()).any(|(q, l)| q >= l)
+            {
+                return Err(Error::Input(format!(
+                    "--momentum {k:?}: expected {} integer(s) below {:?}",
+                    lattice.extent().len(),
+                    lattice.extent()
+                )));
+            }
+            vec![k.clone()]
+        }
+        None => lattice.momentum_indices(),
+    };
+    let inversions: Vec<Option<i8>> = match (symmetry.inversion, inversion_ok) {
+        (Some(z), _) => vec![Some(z)],
+        (None, true) => vec![Some(1), Some(-1)],
+        (None, false) => vec![None],
+    };
+    Ok(momenta
+        .iter()
+        .flat_map(|k| inversions.iter().map(move |&z| (k.clone(), z)))
+        .collect())
+}
+
+/// The memory estimate of one symmetry sector (about dim/|G| states) against the limit.
+fn check_symmetric_memory(
+    hamiltonian: &Hamiltonian,
+    lattice: &Lattice,
+    plain: &SectorBasis,
+    sectors: &[(Vec<usize>, Option<i8>)],
+    opts: &EdOptions,
+) -> Result<()> {
+    let flips = if inversion_allowed(hamiltonian, lattice.n_sites()) {
+        2
+    } else {
+        1
+    };
+    let group = lattice.translations().len() as u64 * flips;
+    let estimate = plain.dimension() / group + 1;
+    let real_sectors = hamiltonian.physical.is_real()
+        && sectors.iter().all(|(k, _)| {
+            k.iter()
+                .zip(lattice.extent())
+                .all(|(q, l)| (2 * q) % l == 0)
+        });
+    check_memory(
+        lanczos_bytes(
+            estimate,
+            scalar_bytes(!real_sectors),
+            SymmetricBasis::BYTES_PER_STATE,
+            opts,
+        ) + (1 << 27),
+        opts,
+        &format!("a symmetry sector of about {estimate} states"),
+        "; use a smaller lattice",
+    )
+}
+
+/// The ground state of the lowest sector: its energy and label, its amplitudes on plain basis
+/// states (expanded from a symmetric basis when that fits in a quarter of the memory limit)
+/// and `⟨Z_i Z_j⟩`.
+fn ground_state(
+    solution: &SectorSolution,
+    vector: Vec<Complex64>,
+    basis: Option<SymmetricBasis>,
+    lattice: &Lattice,
+    plain: &SectorBasis,
+    opts: &EdOptions,
+) -> GroundState {
+    let n = lattice.n_sites();
+    let mut ground = GroundState {
+        energy: solution.energies[0],
+        sector: solution.sector.clone(),
+        basis_states: vec![],
+        amplitudes: vec![],
+        zz_correlations: None,
+    };
+    if vector.is_empty() {
+        return ground;
+    }
+    match basis {
+        None => {
+            let states: Vec<u64> = plain.states().collect();
+            ground.zz_correlations = Some(plain_correlations(n, &states, &vector));
+            ground.basis_states = states;
+            ground.amplitudes = vector;
+        }
+        Some(basis) => {
+            let per_translation = basis.translation_correlations(lattice, &vector);
+            ground.zz_correlations = Some(Array2::from_shape_fn((n, n), |(i, j)| {
+                let t = lattice
+                    .translations()
+                    .iter()
+                    .position(|t| t.perm[i] == j)
+                    .expect("translations act transitively");
+                per_translation[t]
+            }));
+            if plain.dimension().saturating_mul(24) <= opts.memory_limit / 4 {
+                (ground.basis_states, ground.amplitudes) = expand(&basis, plain, &vector);
+            }
+        }
+    }
+    ground
 }
 
 /// `⟨Z_i Z_j⟩ = Σ_s |ψ_s|² σ_i(s) σ_j(s)` for a normalized vector on plain basis states.

@@ -366,6 +366,9 @@ pub struct OptimizerRecord {
     pub adam_m: Vec<Complex64>,
     pub adam_v: Vec<f64>,
     pub last_solution: Vec<Complex64>,
+    /// `solver = "auto"` has changed to its direct solver (attribute `auto_direct`, 0 | 1;
+    /// absent in files written before it existed: 0).
+    pub auto_direct: bool,
 }
 
 /// Every chain: configuration (±1), random-stream words, thermalized flag.
@@ -509,6 +512,7 @@ pub fn write_state(root: &Group, state: &StateRecord) -> hdf5::Result<()> {
     write_1d(&o, "adam_m", &state.optimizer.adam_m)?;
     write_1d(&o, "adam_v", &state.optimizer.adam_v)?;
     write_1d(&o, "last_solution", &state.optimizer.last_solution)?;
+    write_attr(&o, "auto_direct", u8::from(state.optimizer.auto_direct))?;
     let s = root.create_group("sampler")?;
     write_2d(&s, "configurations", &state.chains.configurations)?;
     write_2d(&s, "rng_state", &state.chains.rng_state)?;
@@ -585,6 +589,10 @@ pub fn read_state(file: &hdf5::File, history_columns: &[&str]) -> hdf5::Result<S
             adam_m: read_1d(&o, "adam_m")?,
             adam_v: read_1d(&o, "adam_v")?,
             last_solution: read_1d(&o, "last_solution")?,
+            auto_direct: match o.attr("auto_direct") {
+                Ok(a) => a.read_scalar::<u8>()? != 0,
+                Err(_) => false,
+            },
         },
         chains: ChainsRecord {
             configurations,

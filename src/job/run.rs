@@ -402,6 +402,64 @@ fn start_store<A: Ansatz>(
     RunStore::start(output, root, &columns, &rows)
 }
 
+/// The first line of a run: model, ansatz, sampling, optimizer and layout.
+fn header<A: Ansatz>(
+    model: &Model,
+    state: &RunState<A>,
+    options: &RunOptions,
+    comm: &dyn Communicator,
+) -> String {
+    format!(
+        "nqs run: {} | {} ({} parameters) | {} chains × {} samples | {} | {} rank(s) × {} threads",
+        model.describe(),
+        model.describe_ansatz(),
+        state.ansatz.n_parameters(),
+        model.config.sampler.chains,
+        state.sampler.settings.samples_per_chain,
+        model.config.optimizer.name(),
+        comm.size(),
+        options.threads
+    )
+}
+
+/// What a stored run gives a resumed one.
+enum Resumed {
+    /// Continue from the restored state; the run started at `started` (UTC).
+    Continue { started: String },
+    /// The run already has the requested iterations: its stored final energy.
+    AlreadyFinished(io::FinalEnergy),
+}
+
+/// Restores `state` from the stored run at `path` after checking that it is the same physics.
+fn restore_stored<A: Ansatz>(
+    path: &Path,
+    finished: bool,
+    model: &Model,
+    output: &Path,
+    state: &mut RunState<A>,
+    notes: &mut Vec<String>,
+) -> Result<Resumed> {
+    let (record, root, _) = read_stored(path)?;
+    check_identity(&root.config_text, model, path, notes)?;
+    state
+        .restore(&record, model.config.sampler.chains)
+        .map_err(|e| Error::file(path, format!("cannot resume: {e}")))?;
+    if finished && state.history.len() >= model.config.optimizer.iterations {
+        notes.push(format!("{}: run already finished ({} iterations); nothing to do (raise optimizer.iterations to continue, or `nqs measure` to measure more)", output.display(), state.history.len()));
+        let stored = io::read_final_energy(path).map_err(|e| Error::hdf5(path, "read", e))?;
+        return Ok(Resumed::AlreadyFinished(stored));
+    }
+    notes.push(format!(
+        "resuming {} at iteration {} (from {})",
+        output.display(),
+        state.history.len(),
+        path.display()
+    ));
+    Ok(Resumed::Continue {
+        started: root.start_time,
+    })
+}
+
 fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     let RunVisitor {
         model,
@@ -418,55 +476,31 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     let chains = model.config.sampler.chains;
     let n_samples = state.sampler.settings.samples_per_chain * chains;
     let source = choose_source(&output, model, options, &mut notes)?;
-    note(
-        observers,
-        &format!(
-            "nqs run: {} | {} ({} parameters) | {} chains × {} samples | {} | {} rank(s) × {} threads",
-            model.describe(),
-            model.describe_ansatz(),
-            state.ansatz.n_parameters(),
-            model.config.sampler.chains,
-            state.sampler.settings.samples_per_chain,
-            model.config.optimizer.name(),
-            comm.size(),
-            options.threads
-        ),
-    );
-    let target = model.config.optimizer.iterations;
+    note(observers, &header(model, &state, options, comm));
     let mut start_time = io::utc_now();
     if let Source::Stored { path, finished } = &source {
-        let (record, root, _) = read_stored(path)?;
-        check_identity(&root.config_text, model, path, &mut notes)?;
-        state
-            .restore(&record, chains)
-            .map_err(|e| Error::file(path, format!("cannot resume: {e}")))?;
-        start_time = root.start_time;
-        if *finished && state.history.len() >= target {
-            notes.push(format!("{}: run already finished ({} iterations); nothing to do (raise optimizer.iterations to continue, or `nqs measure` to measure more)", output.display(), state.history.len()));
-            for line in &notes {
-                note(observers, line);
+        match restore_stored(path, *finished, model, &output, &mut state, &mut notes)? {
+            Resumed::Continue { started } => start_time = started,
+            Resumed::AlreadyFinished(stored) => {
+                for line in &notes {
+                    note(observers, line);
+                }
+                let mut outcome = outcome_without_results(
+                    &output,
+                    RunStatus::AlreadyFinished,
+                    &state,
+                    n_samples,
+                    start,
+                );
+                outcome.energy = stored.energy;
+                outcome.reference = stored
+                    .exact
+                    .map(|(energy, method)| Reference { energy, method });
+                return Ok(outcome);
             }
-            let mut outcome = outcome_without_results(
-                &output,
-                RunStatus::AlreadyFinished,
-                &state,
-                n_samples,
-                start,
-            );
-            let stored = io::read_final_energy(path).map_err(|e| Error::hdf5(path, "read", e))?;
-            outcome.energy = stored.energy;
-            outcome.reference = stored
-                .exact
-                .map(|(energy, method)| Reference { energy, method });
-            return Ok(outcome);
         }
-        notes.push(format!(
-            "resuming {} at iteration {} (from {})",
-            output.display(),
-            state.history.len(),
-            path.display()
-        ));
     }
+    let target = model.config.optimizer.iterations;
     let root = RootInfo {
         command: "run".into(),
         config_text: model.canonical_text(),

@@ -126,42 +126,7 @@ pub fn run(
     on_sector: &mut dyn FnMut(&str),
 ) -> Result<SpectrumReport> {
     let base = config::load(&job.model, &job.overrides)?;
-    let momenta = job
-        .momenta
-        .clone()
-        .unwrap_or_else(|| base.lattice.momentum_indices());
-    if momenta.is_empty() {
-        return Err(Error::usage(
-            "--momenta",
-            "the lattice has no translations: a spectrum by momentum needs a periodic chain or square lattice",
-        ));
-    }
-    let extent = base.lattice.extent();
-    for k in &momenta {
-        if k.len() != extent.len() || k.iter().zip(extent).any(|(&m, &l)| m >= l) {
-            let range: Vec<String> = extent.iter().map(|l| format!("0..={}", l - 1)).collect();
-            return Err(Error::usage(
-                "--momenta",
-                format!(
-                    "{} is not a momentum of this lattice: expected {} ({} index per direction, \
-                     k = 2πm/L)",
-                    k.iter().map(usize::to_string).collect::<Vec<_>>().join(":"),
-                    range.join(":"),
-                    extent.len()
-                ),
-            ));
-        }
-    }
-    if let Some(k) = momenta
-        .iter()
-        .enumerate()
-        .find_map(|(i, k)| momenta[..i].contains(k).then_some(k))
-    {
-        return Err(Error::usage(
-            "--momenta",
-            format!("momentum {k:?} is listed twice"),
-        ));
-    }
+    let momenta = sector_momenta(job, &base)?;
     // Every sector's model is checked before the first iteration of any.
     let models: Vec<Model> = momenta
         .iter()
@@ -196,25 +161,22 @@ pub fn run(
             output.display()
         ));
         let options = RunOptions {
-            output: Some(output.clone()),
+            output: Some(output),
             force: job.force,
             resume: job.resume,
             reference: true,
             threads: job.threads,
         };
         let outcome = run::run(model, &options, comm, observers, stop)?;
+        report
+            .sectors
+            .push(result(momentum, job.spin_inversion, &outcome, model));
         if let RunStatus::Interrupted { iteration, during } = &outcome.status {
             report.interrupted = Some(format!(
                 "sector k = {momentum:?} stopped during {during} at iteration {iteration}; continue with --resume"
             ));
-            report
-                .sectors
-                .push(result(momentum, job.spin_inversion, &outcome, model));
             break;
         }
-        report
-            .sectors
-            .push(result(momentum, job.spin_inversion, &outcome, model));
     }
     report.edge = lower_edge(&base, &report.sectors);
     let length = base.lattice.n_sites() as f64;
@@ -234,6 +196,43 @@ pub fn run(
         }
     }
     Ok(report)
+}
+
+/// The sectors' momenta: `--momenta` (checked against the lattice, no repeats) or all.
+fn sector_momenta(job: &SpectrumJob, base: &Model) -> Result<Vec<Vec<usize>>> {
+    let momenta = job
+        .momenta
+        .clone()
+        .unwrap_or_else(|| base.lattice.momentum_indices());
+    if momenta.is_empty() {
+        return Err(Error::usage(
+            "--momenta",
+            "the lattice has no translations: a spectrum by momentum needs a periodic chain or square lattice",
+        ));
+    }
+    let extent = base.lattice.extent();
+    for (i, k) in momenta.iter().enumerate() {
+        if k.len() != extent.len() || k.iter().zip(extent).any(|(&m, &l)| m >= l) {
+            let range: Vec<String> = extent.iter().map(|l| format!("0..={}", l - 1)).collect();
+            return Err(Error::usage(
+                "--momenta",
+                format!(
+                    "{} is not a momentum of this lattice: expected {} ({} index per direction, \
+                     k = 2πm/L)",
+                    k.iter().map(usize::to_string).collect::<Vec<_>>().join(":"),
+                    range.join(":"),
+                    extent.len()
+                ),
+            ));
+        }
+        if momenta[..i].contains(k) {
+            return Err(Error::usage(
+                "--momenta",
+                format!("momentum {k:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(momenta)
 }
 
 fn result(

@@ -1,6 +1,6 @@
 //! `nqs tomo`: fit an RBM to measured shots.
 
-use crate::ansatz::Ansatz;
+use crate::ansatz::{Ansatz, Rbm};
 use crate::error::{Error, Result};
 use crate::io::{
     self, AnsatzRecord, HistoryRecord, NewFile, OutputLock, RootInfo, TomographyRecord,
@@ -140,6 +140,34 @@ pub struct TomoReport {
     pub wall_time: f64,
 }
 
+/// The kept state's negative log-likelihood over all shots (NaN without the exact
+/// normalization, N > [`t::EXACT_LIMIT`]), and its fidelity and KL divergence to a reference.
+fn final_metrics(
+    rbm: &Rbm,
+    measurements: &data::Measurements,
+    reference: Option<&[num_complex::Complex64]>,
+) -> (f64, Option<f64>, Option<f64>) {
+    let nll = if measurements.n_sites <= t::EXACT_LIMIT {
+        let all: Vec<usize> = (0..measurements.len()).collect();
+        t::nll(rbm, measurements, &all, t::exact_normalization(rbm, None))
+    } else {
+        f64::NAN
+    };
+    let Some(r) = reference else {
+        return (nll, None, None);
+    };
+    let psi = metrics::normalized_state(rbm, |_| 1.0);
+    (
+        nll,
+        Some(metrics::fidelity(r, &psi)),
+        Some(metrics::kl_divergence(
+            r,
+            &psi,
+            &measurements.distinct_bases(),
+        )),
+    )
+}
+
 /// Fits the data named in `options`; `on_epoch` sees every epoch. The output is checked and
 /// locked before the work starts.
 pub fn run(
@@ -180,32 +208,7 @@ pub fn run(
         &settings,
         on_epoch,
     )?;
-    let exact = n <= t::EXACT_LIMIT;
-    let all: Vec<usize> = (0..measurements.len()).collect();
-    let nll = if exact {
-        t::nll(
-            &rbm,
-            &measurements,
-            &all,
-            t::exact_normalization(&rbm, None),
-        )
-    } else {
-        f64::NAN
-    };
-    let (fidelity, kl) = match &reference {
-        Some(r) => {
-            let psi = metrics::normalized_state(&rbm, |_| 1.0);
-            (
-                Some(metrics::fidelity(r, &psi)),
-                Some(metrics::kl_divergence(
-                    r,
-                    &psi,
-                    &measurements.distinct_bases(),
-                )),
-            )
-        }
-        None => (None, None),
-    };
+    let (nll, fidelity, kl) = final_metrics(&rbm, &measurements, reference.as_deref());
     let record = TomographyRecord {
         ansatz: AnsatzRecord {
             kind: "rbm".into(),

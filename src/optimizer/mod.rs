@@ -307,6 +307,8 @@ pub struct OptimizerState {
     pub adam: AdamMoments,
     /// The last SR solution δ (the CG warm start).
     pub warm_start: Vec<Complex64>,
+    /// `solver = "auto"` has changed from CG to its direct solver (for good).
+    pub direct: bool,
 }
 
 impl OptimizerState {
@@ -365,39 +367,51 @@ pub struct Update {
 pub struct Optimizer {
     spec: OptimizerSpec,
     solver: Option<Box<dyn SrSolver>>,
+    /// `auto` only: the direct solver it changes to once a CG solve needs more than the given
+    /// number of iterations ([`sr::choose`]).
+    switch: Option<(Box<dyn SrSolver>, &'static str, usize)>,
+}
+
+fn sr_solver(kind: SolverKind, s: &SrSpec) -> Box<dyn SrSolver> {
+    match kind {
+        SolverKind::Dense => Box::new(sr::Dense),
+        SolverKind::Sample => Box::new(sr::Kernel),
+        SolverKind::Cg | SolverKind::Auto => Box::new(sr::ConjugateGradient {
+            tolerance: s.cg_tolerance,
+            max_iterations: s.cg_max_iterations,
+        }),
+    }
 }
 
 impl Optimizer {
     /// The optimizer for problems of `size`; for `solver = "auto"` also says what it chose.
     pub fn new(spec: &OptimizerSpec, size: &sr::ProblemSize) -> (Self, Option<String>) {
-        let (solver, note): (Option<Box<dyn SrSolver>>, Option<String>) = match &spec.method {
-            MethodSpec::Sr(s) => {
-                let (kind, note) = match s.solver {
-                    SolverKind::Auto => {
-                        let (kind, why) = sr::choose(size);
-                        (kind, Some(why))
-                    }
-                    kind => (kind, None),
-                };
-                let solver: Box<dyn SrSolver> = match kind {
-                    SolverKind::Dense => Box::new(sr::Dense),
-                    SolverKind::Sample => Box::new(sr::Kernel),
-                    SolverKind::Cg | SolverKind::Auto => Box::new(sr::ConjugateGradient {
-                        tolerance: s.cg_tolerance,
-                        max_iterations: s.cg_max_iterations,
-                    }),
-                };
-                (Some(solver), note)
-            }
-            _ => (None, None),
+        let mut optimizer = Optimizer {
+            spec: spec.clone(),
+            solver: None,
+            switch: None,
         };
-        (
-            Optimizer {
-                spec: spec.clone(),
-                solver,
-            },
-            note,
-        )
+        let MethodSpec::Sr(s) = &spec.method else {
+            return (optimizer, None);
+        };
+        let mut note = None;
+        let kind = match s.solver {
+            SolverKind::Auto => {
+                let choice = sr::choose(size);
+                optimizer.switch = choice.switch.map(|(kind, k)| {
+                    let name = match kind {
+                        SolverKind::Dense => "dense",
+                        _ => "sample",
+                    };
+                    (sr_solver(kind, s), name, k)
+                });
+                note = Some(choice.reason);
+                choice.start
+            }
+            kind => kind,
+        };
+        optimizer.solver = Some(sr_solver(kind, s));
+        (optimizer, note)
     }
 
     /// One update from the Jacobian and this process's rows `y` of the right-hand side. The
@@ -440,7 +454,20 @@ impl Optimizer {
                     ShiftKind::Additive => Shift::Additive(eps),
                     ShiftKind::Multiplicative => Shift::Multiplicative(eps),
                 };
-                let (delta, solve) = solver.solve(x, &f, y, shift, &state.warm_start, comm)?;
+                let solver = match &self.switch {
+                    Some((direct, ..)) if state.direct => direct,
+                    _ => solver,
+                };
+                let (delta, mut solve) = solver.solve(x, &f, y, shift, &state.warm_start, comm)?;
+                // A cold start (no previous solution) says little about CG's cost later.
+                if let Some((_, name, k)) = &self.switch {
+                    if !state.direct && !state.warm_start.is_empty() && solve.iterations > *k {
+                        next.direct = true;
+                        solve.fallback = Some(format!(
+                            "auto: CG needed more than {k} iterations, {name} from the next step on"
+                        ));
+                    }
+                }
                 next.warm_start.clone_from(&delta);
                 info.solve = Some(solve);
                 delta

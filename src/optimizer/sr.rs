@@ -382,49 +382,78 @@ pub struct ProblemSize {
 /// at (N, M, N_s) = (36, 108, 2000), see benches/README.md).
 const CG_EFFICIENCY_PENALTY: f64 = 2.5;
 
-/// The solver `auto` picks, and why: the cheapest by real multiply-add count (a complex
-/// multiply-add is 4, real × complex 2) within the memory budget, with R processes:
+/// What `auto` decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoChoice {
+    /// The solver of the first step.
+    pub start: SolverKind,
+    /// `(direct, k)`: start with CG and change to `direct` for good once a CG solve needs more
+    /// than `k` iterations (where `direct` becomes the cheaper one).
+    pub switch: Option<(SolverKind, usize)>,
+    /// The decision and the costs it came from, for the log.
+    pub reason: String,
+}
+
+/// Below this many CG iterations at break-even, `auto` starts with the direct solver: CG's
+/// first solves (from a zero warm start) need more.
+const MIN_BREAK_EVEN: f64 = 10.0;
+
+fn solver_name(kind: SolverKind) -> &'static str {
+    match kind {
+        SolverKind::Dense => "dense",
+        SolverKind::Sample => "sample",
+        _ => "cg",
+    }
+}
+
+/// The solver `auto` picks, and why. Costs in real multiply-adds (a complex multiply-add is
+/// 4, real × complex 2) within the memory budget, with R processes:
 /// - dense: `4 (N_s P²/R + P³/3)` (form S, Cholesky);
 /// - sample: `4 (N_s² P + N_s³/3)`, or `2 N_s² N + 4 N_s² M + 4 N_s³/3` for the structured
 ///   RBM (Gram matrices of σ and of tanh θ, then Cholesky);
-/// - CG: `S v` costs `8 N_s P/R`, or `4 N_s N M/R` structured (two real × complex GEMMs),
-///   at the iteration cap (S grows ill-conditioned as the state converges: the L = 36 chain
-///   reaches a cap of 200 by its tenth iteration) and weighted by [`CG_EFFICIENCY_PENALTY`].
+/// - one CG iteration: `S v` costs `8 N_s P/R`, or `4 N_s N M/R` structured (two
+///   real × complex GEMMs), weighted by [`CG_EFFICIENCY_PENALTY`].
+///
+/// The cheaper direct solver costs as much as `k` CG iterations. CG's iteration count is not
+/// known in advance (S grows ill-conditioned as the state converges: the L = 36 chain needs
+/// ~20 iterations at first and reaches a cap of 200 later), so with `k` below the cap `auto`
+/// starts with CG and changes to the direct solver for good after the first warm-started CG
+/// solve that needs more than `k` iterations (deterministic, and part of the checkpointed
+/// state); with
+/// `k` below [`MIN_BREAK_EVEN`] it starts with the direct solver.
 ///
 /// `sample` needs the additive shift, and several ranks only when structured.
-pub fn choose(size: &ProblemSize) -> (SolverKind, String) {
+pub fn choose(size: &ProblemSize) -> AutoChoice {
     let (ns, p, r) = (
         size.samples as f64,
         size.parameters as f64,
         size.ranks as f64,
     );
-    let cg_iteration = match size.rbm {
-        Some((n, m)) => 4.0 * ns * n as f64 * m as f64,
-        None => 8.0 * ns * p,
-    };
-    let cg_iterations = size.cg_max_iterations as f64;
-    let cg = CG_EFFICIENCY_PENALTY * cg_iterations * cg_iteration / r;
+    let cg_iteration = CG_EFFICIENCY_PENALTY
+        * match size.rbm {
+            Some((n, m)) => 4.0 * ns * n as f64 * m as f64,
+            None => 8.0 * ns * p,
+        }
+        / r;
     let dense = 4.0 * (ns * p * p / r + p * p * p / 3.0);
     let sample = match size.rbm {
         Some((n, m)) => ns * ns * (2.0 * n as f64 + 4.0 * m as f64) + 4.0 * ns * ns * ns / 3.0,
         None => 4.0 * (ns * ns * p + ns * ns * ns / 3.0),
     };
     let fits = |dim: f64| dim * dim * 16.0 * 3.0 < size.memory as f64;
-    let mut best = (cg, SolverKind::Cg);
-    let mut why = vec![format!("cg ~{cg:.1e} ({cg_iterations} its)")];
+    let mut direct: Option<(f64, SolverKind)> = None;
+    let mut why = vec![format!("cg ~{cg_iteration:.1e} per iteration")];
     if fits(p) {
         why.push(format!("dense ~{dense:.1e}"));
-        if dense < best.0 {
-            best = (dense, SolverKind::Dense);
-        }
+        direct = Some((dense, SolverKind::Dense));
     } else {
         why.push("dense: S does not fit in memory".into());
     }
     let sample_ok = !size.multiplicative && (size.ranks == 1 || size.rbm.is_some());
     if sample_ok && fits(ns) {
         why.push(format!("sample ~{sample:.1e}"));
-        if sample < best.0 {
-            best = (sample, SolverKind::Sample);
+        if direct.is_none_or(|(cost, _)| sample < cost) {
+            direct = Some((sample, SolverKind::Sample));
         }
     } else if size.multiplicative {
         why.push("sample: needs the additive shift".into());
@@ -433,15 +462,29 @@ pub fn choose(size: &ProblemSize) -> (SolverKind, String) {
     } else {
         why.push("sample: several ranks need a dense RBM".into());
     }
-    let name = match best.1 {
-        SolverKind::Dense => "dense",
-        SolverKind::Sample => "sample",
-        _ => "cg",
+    let cap = size.cg_max_iterations as f64;
+    let (start, switch, decision) = match direct {
+        Some((cost, kind)) if cost / cg_iteration < MIN_BREAK_EVEN => {
+            (kind, None, solver_name(kind).to_string())
+        }
+        Some((cost, kind)) if cost / cg_iteration < cap => {
+            let k = (cost / cg_iteration) as usize;
+            (
+                SolverKind::Cg,
+                Some((kind, k)),
+                format!(
+                    "cg, then {} once a CG solve needs more than {k} iterations",
+                    solver_name(kind)
+                ),
+            )
+        }
+        _ => (SolverKind::Cg, None, "cg".to_string()),
     };
-    (
-        best.1,
-        format!(
-            "auto chose {name} for {} samples × {} parameters{} ({}; real multiply-adds)",
+    AutoChoice {
+        start,
+        switch,
+        reason: format!(
+            "auto chose {decision} for {} samples × {} parameters{} ({}; real multiply-adds)",
             size.samples,
             size.parameters,
             if size.rbm.is_some() {
@@ -451,5 +494,5 @@ pub fn choose(size: &ProblemSize) -> (SolverKind, String) {
             },
             why.join(", ")
         ),
-    )
+    }
 }

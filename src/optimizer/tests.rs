@@ -194,14 +194,86 @@ fn auto_prefers_the_kernel_when_samples_are_fewer_than_parameters() {
         multiplicative: false,
         cg_max_iterations: 200,
     };
-    let (kind, why) = sr::choose(&size);
-    assert_eq!(kind, SolverKind::Sample, "{why}");
-    assert!(why.contains("structured"));
-    let (kind, _) = sr::choose(&sr::ProblemSize {
+    // The direct solver auto uses (from the start, or once CG gets expensive).
+    let direct = |c: &sr::AutoChoice| c.switch.map_or(c.start, |(kind, _)| kind);
+    let choice = sr::choose(&size);
+    assert_eq!(direct(&choice), SolverKind::Sample, "{}", choice.reason);
+    assert!(choice.reason.contains("structured"));
+    let choice = sr::choose(&sr::ProblemSize {
         multiplicative: true,
         ..size
     });
-    assert_ne!(kind, SolverKind::Sample);
+    assert_ne!(direct(&choice), SolverKind::Sample, "{}", choice.reason);
+}
+
+#[test]
+fn auto_starts_with_cg_and_changes_to_the_direct_solver_for_good() {
+    // L = 24, α = 2, 1008 samples: the kernel costs about 140 CG iterations. Early solves are
+    // cheap for CG; the first one above the break-even switches, and the switch persists.
+    let size = sr::ProblemSize {
+        samples: 1008,
+        parameters: 24 + 48 + 24 * 48,
+        rbm: Some((24, 48)),
+        ranks: 1,
+        memory: 8 << 30,
+        multiplicative: false,
+        cg_max_iterations: 200,
+    };
+    let choice = sr::choose(&size);
+    assert_eq!(choice.start, SolverKind::Cg, "{}", choice.reason);
+    let (direct, k) = choice.switch.expect("a break-even below the cap");
+    assert_eq!(direct, SolverKind::Sample);
+    assert!((100..200).contains(&k), "break-even {k}");
+    // The optimizer follows such a plan: 50 samples × 200 parameters break even at 10 CG
+    // iterations; a tight tolerance needs more. The cold first solve does not count; the
+    // second (warm-started) one changes the plan.
+    let size = sr::ProblemSize {
+        samples: 50,
+        parameters: 200,
+        rbm: None,
+        ..size
+    };
+    let plan = sr::choose(&size);
+    assert_eq!(
+        plan.switch,
+        Some((SolverKind::Sample, 10)),
+        "{}",
+        plan.reason
+    );
+    let spec: OptimizerSpec =
+        toml::from_str("kind = \"sr\"\nsolver = \"auto\"\ncg_tolerance = 1e-14").unwrap();
+    let (optimizer, note) = Optimizer::new(&spec, &size);
+    assert!(note.unwrap().contains("then sample"));
+    let o = ndarray::Array2::from_shape_vec((50, 200), random_vector(10_000, 3)).unwrap();
+    let y = random_vector(50, 4);
+    let mut x = Materialized::from_log_derivatives(o, 0, 50, Centering::Centred, &Serial);
+    let cold = optimizer
+        .step(&OptimizerState::default(), &mut x, &y, &Serial)
+        .unwrap();
+    assert!(!cold.state.direct);
+    let mut warm = cold.state.clone();
+    warm.warm_start.iter_mut().for_each(|z| *z *= 0.5);
+    let first = optimizer.step(&warm, &mut x, &y, &Serial).unwrap();
+    let solve = first.info.solve.as_ref().unwrap();
+    assert!(
+        solve.path.starts_with("cg") && solve.iterations > 10,
+        "{solve:?}"
+    );
+    assert!(first.state.direct && solve.fallback.is_some());
+    let second = optimizer.step(&first.state, &mut x, &y, &Serial).unwrap();
+    let solve = second.info.solve.as_ref().unwrap();
+    assert!(solve.path.starts_with("sample"), "{solve:?}");
+    assert!(second.state.direct);
+    // Both solve the same equation.
+    let (a, b) = (&first.delta, &second.delta);
+    let diff: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(p, q)| (p - q).norm_sqr())
+        .sum::<f64>()
+        .sqrt();
+    let scale: f64 = a.iter().map(|p| p.norm_sqr()).sum::<f64>().sqrt();
+    assert!(diff < 1e-6 * scale, "{diff} vs {scale}");
 }
 
 #[test]

@@ -82,6 +82,7 @@ impl<A: Ansatz> RunState<A> {
                 adam_m: self.optimizer.adam.m.clone(),
                 adam_v: self.optimizer.adam.v.clone(),
                 last_solution: self.optimizer.warm_start.clone(),
+                auto_direct: self.optimizer.direct,
             },
             chains: ChainsRecord {
                 configurations: Array2::from_shape_fn((total, n), |(c, i)| {
@@ -136,6 +137,7 @@ impl<A: Ansatz> RunState<A> {
                 v: record.optimizer.adam_v.clone(),
             },
             warm_start: record.optimizer.last_solution.clone(),
+            direct: record.optimizer.auto_direct,
         };
         optimizer.check(p)?;
         let h = &record.history;
