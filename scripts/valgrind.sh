@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Memory-error check of the dense linear algebra and its callers under valgrind memcheck:
-# `nqs ed` with thick-restart Lanczos (k = 3), 3 SR iterations with each solver (dense, cg,
-# sample) on the structured dense RBM and on the materialized path (rbm_symm), and the
-# odd-size / page-end linear-algebra tests. Fails on any invalid read or write.
+# `nqs ed` with thick-restart Lanczos (k = 3), in the automatic symmetry sector and as a
+# bracketed scan of all sectors (exchange row kernel, symmetric products), 3 SR iterations with
+# each solver (dense, cg, sample) on the structured dense RBM and on the materialized path
+# (rbm_symm), 3 iterations of a projected RBM (momentum sector), and the odd-size / page-end
+# linear-algebra tests. Fails on any invalid read or write.
 #
 #   scripts/valgrind.sh        (takes a few minutes: valgrind runs code ~50× slower)
 set -euo pipefail
@@ -35,6 +37,12 @@ observable_samples = 64
 TOML
 echo "== nqs ed --states 3 --method lanczos (thick restart)"
 "${vg[@]}" "$nqs" --threads 2 ed "$model" --states 3 --method lanczos > /dev/null
+echo "== nqs ed (automatic sector) and nqs ed --symmetry (bracketed scan)"
+"${vg[@]}" "$nqs" --threads 2 ed "$model" > /dev/null
+"${vg[@]}" "$nqs" --threads 2 ed "$model" --symmetry --states 2 > /dev/null
+echo "== nqs run: 3 iterations of a projected RBM (k = 2π·3/10, z = -1)"
+"${vg[@]}" "$nqs" --threads 2 run "$model" --no-reference --output "$tmp/projected.h5" \
+    --set ansatz.momentum=3 --set ansatz.spin_inversion=-1 > /dev/null 2>&1
 for solver in dense cg sample; do
     for ansatz in rbm rbm_symm; do
         echo "== nqs run: 3 SR iterations, solver $solver, $ansatz"

@@ -98,11 +98,15 @@ pub struct ChainLayout {
     pub total: usize,
 }
 
-/// `O_loc(σ_s)` of every sample, in parallel (one scratch row per task).
+/// `O_loc(σ_s) = Σ_σ' O_{σσ'} ψ(σ')/ψ(σ)` of every sample, in parallel (one scratch row per
+/// task). With `sz_sector` the state is ψ restricted to the samples' S^z sector (the chains
+/// never leave it): terms whose flips change S^z (`Σ_{i∈F} σ_i ≠ 0`) have ψ(σ') = 0 and are
+/// dropped — they matter for observables that do not conserve S^z, such as `X_0 X_1`.
 pub fn local_values<A: Ansatz>(
     op: &PauliSum,
     ansatz: &A,
     samples: &SampleSet<A::Cache>,
+    sz_sector: bool,
     out: &mut [Complex64],
 ) {
     out.par_iter_mut()
@@ -113,7 +117,11 @@ pub fn local_values<A: Ansatz>(
             op.row(sigma, row);
             let mut sum = row.diagonal;
             for (&g, &element) in row.groups.iter().zip(&row.elements) {
-                sum += element * ansatz.ratio(sigma, cache, op.flipped_sites(g));
+                let flips = op.flipped_sites(g);
+                if sz_sector && flips.iter().map(|&i| i32::from(sigma[i])).sum::<i32>() != 0 {
+                    continue;
+                }
+                sum += element * ansatz.ratio(sigma, cache, flips);
             }
             *e = sum;
         });
@@ -149,7 +157,14 @@ pub fn measure<A: Ansatz>(
 ) -> ResultsRecord {
     let n = lattice.n_sites();
     let mut values = vec![Complex64::new(0.0, 0.0); samples.len()];
-    local_values(&hamiltonian.operator, ansatz, samples, &mut values);
+    let sz_sector = hamiltonian.n_up.is_some();
+    local_values(
+        &hamiltonian.operator,
+        ansatz,
+        samples,
+        sz_sector,
+        &mut values,
+    );
     let energy = chain_statistics(&values, layout, comm);
     let (label, factor) = hamiltonian.units.zz();
     let (correlations, correlation_errors) = correlations(samples, layout, factor, comm);
@@ -197,7 +212,7 @@ pub fn measure<A: Ansatz>(
         .iter()
         .map(|o| {
             let op = hamiltonian.observable(&o.ops, &o.sites);
-            local_values(&op, ansatz, samples, &mut values);
+            local_values(&op, ansatz, samples, sz_sector, &mut values);
             let s = chain_statistics(&values, layout, comm);
             (o.name.clone(), estimate(&s), s.mean.im)
         })

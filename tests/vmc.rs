@@ -91,3 +91,113 @@ iterations = 60
     assert!(diff <= 3.0 * sigma, "short {short:?} long {long:?}");
     assert!(ansatz.n_parameters() > 0);
 }
+
+/// `measurements/<name>` of a run file (a 2-D dataset).
+fn matrix(path: &Path, name: &str) -> ndarray::Array2<f64> {
+    hdf5::File::open(path)
+        .unwrap()
+        .dataset(&format!("measurements/{name}"))
+        .unwrap()
+        .read_2d()
+        .unwrap()
+}
+
+#[test]
+fn nqs_measure_agrees_with_exact_correlations() {
+    // A converged L = 12 run (Marshall basis, S^z = 0), measured post hoc: the whole ⟨Z_i Z_j⟩
+    // matrix and ⟨X_0 X_1⟩, ⟨Y_0 Y_2⟩ (which leave the S^z sector term by term) against ED of
+    // the physical state, where SU(2) symmetry makes ⟨X_i X_j⟩ = ⟨Y_i Y_j⟩ = ⟨Z_i Z_j⟩.
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write(
+        dir.path(),
+        "c12.toml",
+        &format!(
+            "{}[ansatz]\nalpha = 2\n[sampler]\nchains = 16\nsamples = 1008\n\
+             [optimizer]\nlearning_rate = 0.05\ndiag_shift = 0.01\ndiag_shift_decay = 0.99\n\
+             diag_shift_min = 0.0001\niterations = 300\n[run]\nobservable_samples = 8000\n",
+            common::heisenberg_chain(12)
+        ),
+    );
+    let out = dir.path().join("c12.h5");
+    let m = model.to_str().unwrap();
+    let run = common::nqs_json(&["run", m, "--output", out.to_str().unwrap()]);
+    assert!(run["relative_error"].as_f64().unwrap() < 3e-4, "{run}");
+    let ed = common::nqs_json(&["ed", m, "--correlations"]);
+    let exact: Vec<Vec<f64>> = serde_json::from_value(ed["zz_correlations"].clone()).unwrap();
+    let measured = common::nqs_json(&[
+        "measure",
+        out.to_str().unwrap(),
+        "--samples",
+        "40000",
+        "--observable",
+        "x01:XX:0,1",
+        "--observable",
+        "y02:YY:0,2",
+    ]);
+    let (zz, error) = (matrix(&out, "zz"), matrix(&out, "zz_error"));
+    // Statistical error bars plus the variational state's small bias.
+    let close = |value: f64, error: f64, exact: f64| (value - exact).abs() < 4.0 * error + 0.01;
+    for i in 0..12 {
+        for j in 0..12 {
+            assert!(
+                close(zz[[i, j]], error[[i, j]], exact[i][j]),
+                "⟨Z{i} Z{j}⟩ = {} ± {} vs {}",
+                zz[[i, j]],
+                error[[i, j]],
+                exact[i][j]
+            );
+        }
+    }
+    for (k, (name, j)) in [("x01", 1), ("y02", 2)].into_iter().enumerate() {
+        let o = &measured["observables"][k];
+        assert_eq!(o["name"], name);
+        let (mean, err) = (o["mean"].as_f64().unwrap(), o["error"].as_f64().unwrap());
+        assert!(
+            close(mean, err, exact[0][j]),
+            "{name} = {mean} ± {err} vs {}",
+            exact[0][j]
+        );
+    }
+    // The run's own history is untouched by the measurement.
+    assert_eq!(common::history(&out, "energy").len(), 300);
+    // The exported state is the sampled one: zero outside S^z = 0, physical signs, the ED
+    // ground state to high fidelity.
+    let ed_file = dir.path().join("ed.h5");
+    common::nqs_json(&["ed", m, "--output", ed_file.to_str().unwrap()]);
+    let state = |file: &Path, name: &str| -> Vec<num_complex::Complex64> {
+        let shots = dir.path().join(name);
+        let (code, _, stderr) = common::nqs(&[
+            "sample",
+            file.to_str().unwrap(),
+            "--basis",
+            "ZZZZZZZZZZZZ",
+            "--shots",
+            "10",
+            "--output",
+            shots.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        std::fs::read_to_string(shots.join("state.txt"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Vec<f64> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+                num_complex::Complex64::new(v[0], v[1])
+            })
+            .collect()
+    };
+    let (vmc, exact) = (state(&out, "vmc"), state(&ed_file, "exact"));
+    let outside: f64 = vmc
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i.count_ones() != 6)
+        .map(|(_, z)| z.norm_sqr())
+        .sum();
+    assert_eq!(outside, 0.0);
+    let overlap: num_complex::Complex64 = exact.iter().zip(&vmc).map(|(a, b)| a.conj() * b).sum();
+    assert!(
+        overlap.norm_sqr() > 0.999,
+        "fidelity {}",
+        overlap.norm_sqr()
+    );
+}

@@ -117,9 +117,10 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
         return Err(Error::file(path, "ansatz/marshall_sites out of range"));
     }
     let marshall: Vec<usize> = record.marshall_sites.iter().map(|&s| s as usize).collect();
-    let vector = StateVector {
+    let mut vector = StateVector {
         record: &record,
         marshall: &marshall,
+        n_up: None,
         path,
     };
     if root.command == "tomo" {
@@ -131,6 +132,7 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
     } else {
         let model = config::parse(&root.config_text, path, &[])
             .map_err(|e| Error::file(path, format!("its stored configuration is invalid: {e}")))?;
+        vector.n_up = model.hamiltonian.n_up;
         ansatz::visit(
             &model.config.ansatz,
             &model.lattice,
@@ -145,6 +147,8 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
 struct StateVector<'a> {
     record: &'a io::AnsatzRecord,
     marshall: &'a [usize],
+    /// The S^z sector the run sampled: amplitudes outside it are zero.
+    n_up: Option<usize>,
     path: &'a Path,
 }
 
@@ -168,13 +172,20 @@ impl AnsatzVisitor for StateVector<'_> {
             ));
         }
         ansatz.set_parameters(p);
-        let sign = |sigma: &[i8]| {
-            if self.marshall.iter().filter(|&&i| sigma[i] < 0).count() % 2 == 0 {
+        let factor = |sigma: &[i8]| {
+            if self
+                .n_up
+                .is_some_and(|k| sigma.iter().filter(|&&s| s > 0).count() != k)
+            {
+                0.0
+            } else if self.marshall.iter().filter(|&&i| sigma[i] < 0).count() % 2 == 0 {
                 1.0
             } else {
                 -1.0
             }
         };
-        Ok(crate::tomography::metrics::normalized_state(&ansatz, sign))
+        Ok(crate::tomography::metrics::normalized_state(
+            &ansatz, factor,
+        ))
     }
 }

@@ -398,6 +398,10 @@ pub struct AutoChoice {
 /// first solves (from a zero warm start) need more.
 const MIN_BREAK_EVEN: f64 = 10.0;
 
+/// A CG solve stopped at its cap gives an inexact step; `auto` changes to the direct solver
+/// when CG hits its cap if the direct solve costs at most this many capped CG solves.
+const CAPPED_CG_FACTOR: f64 = 2.0;
+
 fn solver_name(kind: SolverKind) -> &'static str {
     match kind {
         SolverKind::Dense => "dense",
@@ -419,8 +423,9 @@ fn solver_name(kind: SolverKind) -> &'static str {
 /// ~20 iterations at first and reaches a cap of 200 later), so with `k` below the cap `auto`
 /// starts with CG and changes to the direct solver for good after the first warm-started CG
 /// solve that needs more than `k` iterations (deterministic, and part of the checkpointed
-/// state); with
-/// `k` below [`MIN_BREAK_EVEN`] it starts with the direct solver.
+/// state). With `k` beyond the cap but below [`CAPPED_CG_FACTOR`] times it, the change comes
+/// when a CG solve stops at its cap (its step is then inexact); with `k` below
+/// [`MIN_BREAK_EVEN`] it starts with the direct solver.
 ///
 /// `sample` needs the additive shift, and several ranks only when structured.
 pub fn choose(size: &ProblemSize) -> AutoChoice {
@@ -467,8 +472,10 @@ pub fn choose(size: &ProblemSize) -> AutoChoice {
         Some((cost, kind)) if cost / cg_iteration < MIN_BREAK_EVEN => {
             (kind, None, solver_name(kind).to_string())
         }
-        Some((cost, kind)) if cost / cg_iteration < cap => {
-            let k = (cost / cg_iteration) as usize;
+        Some((cost, kind)) if cost / cg_iteration < CAPPED_CG_FACTOR * cap => {
+            // Beyond the cap CG's step is inexact: the direct solve is worth up to
+            // CAPPED_CG_FACTOR capped solves, so change once CG stops at its cap.
+            let k = ((cost / cg_iteration) as usize).min(size.cg_max_iterations.saturating_sub(1));
             (
                 SolverKind::Cg,
                 Some((kind, k)),

@@ -224,6 +224,28 @@ fn auto_starts_with_cg_and_changes_to_the_direct_solver_for_good() {
     let (direct, k) = choice.switch.expect("a break-even below the cap");
     assert_eq!(direct, SolverKind::Sample);
     assert!((100..200).contains(&k), "break-even {k}");
+    // L = 16: the direct solves cost ~290 CG iterations, beyond the cap of 200 but within
+    // twice it: the change comes when a CG solve stops at its cap (an inexact step).
+    let l16 = sr::choose(&sr::ProblemSize {
+        parameters: 16 + 32 + 16 * 32,
+        rbm: Some((16, 32)),
+        ..size
+    });
+    assert_eq!(l16.start, SolverKind::Cg, "{}", l16.reason);
+    assert_eq!(l16.switch.map(|s| s.1), Some(199), "{}", l16.reason);
+    // Far beyond the cap (a huge dense problem) CG stays.
+    let huge = sr::choose(&sr::ProblemSize {
+        samples: 20_000,
+        parameters: 13_040,
+        rbm: None,
+        ..size
+    });
+    assert_eq!(
+        (huge.start, huge.switch),
+        (SolverKind::Cg, None),
+        "{}",
+        huge.reason
+    );
     // The optimizer follows such a plan: 50 samples × 200 parameters break even at 10 CG
     // iterations; a tight tolerance needs more. The cold first solve does not count; the
     // second (warm-started) one changes the plan.

@@ -28,14 +28,19 @@ pub fn gray_walk<A: Ansatz>(ansatz: &A, mut visit: impl FnMut(&[i8], &A::Cache, 
     log0
 }
 
-/// Normalized amplitudes of an ansatz in the qubit ordering of reference files (N ≤ 20), with
-/// `sign(σ)` applied (the Marshall sign of a rotated basis, or 1).
-pub fn normalized_state<A: Ansatz>(ansatz: &A, sign: impl Fn(&[i8]) -> f64) -> Vec<Complex64> {
+/// Normalized amplitudes of an ansatz in the qubit ordering of reference files (N ≤ 20), times
+/// `factor(σ)` ∈ {+1, −1, 0}: the Marshall sign of a rotated basis, and 0 outside the S^z
+/// sector a run sampled (its state is the ansatz restricted to that sector).
+pub fn normalized_state<A: Ansatz>(ansatz: &A, factor: impl Fn(&[i8]) -> f64) -> Vec<Complex64> {
     let n = ansatz.n_sites();
     let mut logs: Vec<(usize, Complex64)> = Vec::with_capacity(1 << n);
     gray_walk(ansatz, |sigma, cache, _| {
+        let f = factor(sigma);
+        if f == 0.0 {
+            return;
+        }
         let log = ansatz.log_psi(sigma, cache);
-        let log = if sign(sigma) < 0.0 {
+        let log = if f < 0.0 {
             log + Complex64::new(0.0, std::f64::consts::PI)
         } else {
             log
