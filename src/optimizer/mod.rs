@@ -398,13 +398,9 @@ impl Optimizer {
         let kind = match s.solver {
             SolverKind::Auto => {
                 let choice = sr::choose(size);
-                optimizer.switch = choice.switch.map(|(kind, k)| {
-                    let name = match kind {
-                        SolverKind::Dense => "dense",
-                        _ => "sample",
-                    };
-                    (sr_solver(kind, s), name, k)
-                });
+                optimizer.switch = choice
+                    .switch
+                    .map(|(kind, k)| (sr_solver(kind, s), sr::solver_name(kind), k));
                 note = Some(choice.reason);
                 choice.start
             }

@@ -402,7 +402,8 @@ const MIN_BREAK_EVEN: f64 = 10.0;
 /// when CG hits its cap if the direct solve costs at most this many capped CG solves.
 const CAPPED_CG_FACTOR: f64 = 2.0;
 
-fn solver_name(kind: SolverKind) -> &'static str {
+/// The name of a concrete solver (`cg` for CG and `auto`).
+pub fn solver_name(kind: SolverKind) -> &'static str {
     match kind {
         SolverKind::Dense => "dense",
         SolverKind::Sample => "sample",
