@@ -94,6 +94,33 @@ fn print_results(r: &ResultsRecord, n: usize) {
     }
 }
 
+/// One line per solved or bracketed sector: label, dimension, method, matvecs, lowest energy
+/// (or its bracket).
+fn print_sector_table(sectors: &[nqs::exact::SectorSolution]) {
+    outln!(
+        "{:<28} {:>12} {:>9} {:>8} {:>24}",
+        "sector",
+        "dimension",
+        "method",
+        "matvecs",
+        "lowest energy"
+    );
+    for s in sectors {
+        let lowest = match (s.energies.first(), s.bounds) {
+            (Some(e), _) => format!("{e:>24.14}"),
+            (None, Some([lower, upper])) => format!("in [{lower:.6}, {upper:.6}]"),
+            (None, None) => String::new(),
+        };
+        outln!(
+            "{:<28} {:>12} {:>9} {:>8} {lowest:>24}",
+            s.sector.to_string(),
+            s.dimension,
+            s.method,
+            s.matvecs,
+        );
+    }
+}
+
 impl Printer {
     pub fn check(&self, m: &Model) {
         let op = &m.hamiltonian.operator;
@@ -169,28 +196,7 @@ impl Printer {
         if let Some(choice) = &r.sector_choice {
             outln!("{choice}");
         }
-        outln!(
-            "{:<28} {:>12} {:>9} {:>8} {:>24}",
-            "sector",
-            "dimension",
-            "method",
-            "matvecs",
-            "lowest energy"
-        );
-        for s in &r.sectors {
-            let lowest = match (s.energies.first(), s.bounds) {
-                (Some(e), _) => format!("{e:>24.14}"),
-                (None, Some([lower, upper])) => format!("in [{lower:.6}, {upper:.6}]"),
-                (None, None) => String::new(),
-            };
-            outln!(
-                "{:<28} {:>12} {:>9} {:>8} {lowest:>24}",
-                s.sector.to_string(),
-                s.dimension,
-                s.method,
-                s.matvecs,
-            );
-        }
+        print_sector_table(&r.sectors);
         outln!();
         outln!(
             "ground state energy   E0 = {e0:.14} ({units} units), per site {:.14}",

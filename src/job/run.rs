@@ -402,6 +402,25 @@ fn start_store<A: Ansatz>(
     RunStore::start(output, root, &columns, &rows)
 }
 
+/// The root attributes of a run file.
+fn run_root(
+    model: &Model,
+    options: &RunOptions,
+    comm: &dyn Communicator,
+    start_time: String,
+) -> RootInfo {
+    RootInfo {
+        command: "run".into(),
+        config_text: model.canonical_text(),
+        identity: config::identity(&model.config),
+        units: model.config.model.units.name().into(),
+        seed: model.config.run.seed,
+        ranks: comm.size(),
+        threads: options.threads,
+        start_time,
+    }
+}
+
 /// The first line of a run: model, ansatz, sampling, optimizer and layout.
 fn header<A: Ansatz>(
     model: &Model,
@@ -501,16 +520,7 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
         }
     }
     let target = model.config.optimizer.iterations;
-    let root = RootInfo {
-        command: "run".into(),
-        config_text: model.canonical_text(),
-        identity: config::identity(&model.config),
-        units: model.config.model.units.name().into(),
-        seed: model.config.run.seed,
-        ranks: comm.size(),
-        threads: options.threads,
-        start_time,
-    };
+    let root = run_root(model, options, comm, start_time);
     let mut driver = Driver::new(&problem, comm, state, exact::available_memory() / 2);
     notes.extend(driver.notes.drain(..).map(|n| format!("SR solver: {n}")));
     for line in &notes {
@@ -535,7 +545,6 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
         all.extend(observers.iter_mut().map(|o| &mut **o as &mut dyn Observer));
         driver.run(target, &mut all, &mut checkpoint, stop)?
     };
-    let ckpt = checkpoint_path(&output);
     match termination {
         Termination::Interrupted { iteration } => {
             let status = RunStatus::Interrupted {
@@ -552,11 +561,7 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
         }
         Termination::NonFinite { iteration, message } => {
             checkpoint(&driver.state)?;
-            return Err(Error::Numerical(format!(
-                "{message}: still not finite after {} attempts at iteration {iteration}; the state before it is in {} (try a smaller optimizer.learning_rate or a larger diag_shift, then --resume)",
-                crate::vmc::RETRIES,
-                ckpt.display()
-            )));
+            return Err(non_finite(&message, iteration, &output));
         }
         Termination::Finished => {}
     }
@@ -579,9 +584,35 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     Ok(outcome)
 }
 
+/// The error of a run that stayed non-finite after its retries.
+fn non_finite(message: &str, iteration: usize, output: &Path) -> Error {
+    Error::Numerical(format!(
+        "{message}: still not finite after {} attempts at iteration {iteration}; the state before it is in {} (try a smaller optimizer.learning_rate or a larger diag_shift, then --resume)",
+        crate::vmc::RETRIES,
+        checkpoint_path(output).display()
+    ))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The exact reference of the model (of its symmetry sector with a projected ansatz); None
+/// when there is none or a stop was requested while it ran.
+fn model_reference(model: &Model, stop: &StopFlag) -> Option<Reference> {
+    let sector = model
+        .projection
+        .as_ref()
+        .map(|p| (p.momentum.clone(), p.inversion));
+    exact::reference(
+        &model.hamiltonian,
+        &model.lattice,
+        &model.config.lattice,
+        &model.config.model,
+        sector,
+        Some(stop.signal.clone()),
+    )
 }
 
 /// The final estimate, the exact reference and the final file (or an interruption).
@@ -636,21 +667,9 @@ fn finish<A: Ansatz>(
             ckpt.display()
         )));
     }
-    let reference = if options.reference && comm.is_root() {
-        exact::reference(
-            &model.hamiltonian,
-            &model.lattice,
-            &model.config.lattice,
-            &model.config.model,
-            model
-                .projection
-                .as_ref()
-                .map(|p| (p.momentum.clone(), p.inversion)),
-            Some(stop.signal.clone()),
-        )
-    } else {
-        None
-    };
+    let reference = (options.reference && comm.is_root())
+        .then(|| model_reference(model, stop))
+        .flatten();
     if stop.requested_by_any(iteration, comm) {
         return Ok(outcome_without_results(
             &output,

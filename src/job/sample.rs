@@ -56,6 +56,45 @@ fn prepare_directory(dir: &Path, force: bool) -> Result<()> {
 }
 
 /// Samples shots of the state in `state` and writes them to the output directory.
+/// Rows of `n` values, space-separated: outcome digits, or basis letters.
+fn rows(values: &[u8], n: usize, letters: bool) -> String {
+    let mut text = String::with_capacity(values.len() * 2);
+    for row in values.chunks(n) {
+        for (k, v) in row.iter().enumerate() {
+            if k > 0 {
+                text.push(' ');
+            }
+            text.push(if letters {
+                *v as char
+            } else {
+                char::from(b'0' + v)
+            });
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// samples.txt, bases.txt (QuCumber's layout) and state.txt (one amplitude `re im` a line).
+fn write_text_files(
+    dir: &Path,
+    n: usize,
+    data: &data::Measurements,
+    psi: &[num_complex::Complex64],
+) -> Result<()> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, "cannot write", e))
+    };
+    write("samples.txt", rows(&data.outcomes, n, false))?;
+    write("bases.txt", rows(&data.bases, n, true))?;
+    let mut state_text = String::with_capacity(psi.len() * 50);
+    for z in psi {
+        let _ = writeln!(state_text, "{:.17e} {:.17e}", z.re, z.im);
+    }
+    write("state.txt", state_text)
+}
+
 pub fn run(state: &Path, job: &SampleJob) -> Result<SampleReport> {
     prepare_directory(&job.output, job.force)?;
     let _lock = io::OutputLock::acquire(&job.output.join("measurements.h5"))?;
@@ -88,34 +127,7 @@ pub fn run(state: &Path, job: &SampleJob) -> Result<SampleReport> {
         )));
     }
     let data = shots::sample_shots(&psi, &bases, job.seed);
-    let write = |name: &str, text: String| {
-        let path = job.output.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, "cannot write", e))
-    };
-    let rows = |values: &[u8], letters: bool| {
-        let mut text = String::with_capacity(values.len() * 2);
-        for row in values.chunks(n) {
-            for (k, v) in row.iter().enumerate() {
-                if k > 0 {
-                    text.push(' ');
-                }
-                if letters {
-                    text.push(*v as char);
-                } else {
-                    text.push(char::from(b'0' + v));
-                }
-            }
-            text.push('\n');
-        }
-        text
-    };
-    write("samples.txt", rows(&data.outcomes, false))?;
-    write("bases.txt", rows(&data.bases, true))?;
-    let mut state_text = String::with_capacity(psi.len() * 50);
-    for z in &psi {
-        let _ = writeln!(state_text, "{:.17e} {:.17e}", z.re, z.im);
-    }
-    write("state.txt", state_text)?;
+    write_text_files(&job.output, n, &data, &psi)?;
     let root = RootInfo {
         command: "sample".into(),
         seed: job.seed,
