@@ -219,6 +219,12 @@ fn spectrum_collects_sector_runs_made_elsewhere() {
         "--output",
         summary.to_str().unwrap(),
     ]);
+    let info = nqs_json(&["info", dir.path().join("S.k2.h5").to_str().unwrap()]);
+    assert_eq!(
+        info["ansatz"]["sector"]["momentum"],
+        serde_json::json!([2]),
+        "{info}"
+    );
     let collected = &spectrum["sectors"][0];
     for key in ["mean", "error"] {
         assert_eq!(collected["energy"][key], sector["energy"][key]);

@@ -415,8 +415,18 @@ impl Printer {
             outln!("  model       {m}");
         }
         if let Some(a) = v["ansatz"].as_object() {
+            let sector = match &a["sector"] {
+                Value::Null => String::new(),
+                s => format!(
+                    ", projected on momentum {}{}",
+                    s["momentum"],
+                    s["spin_inversion"]
+                        .as_i64()
+                        .map_or(String::new(), |z| format!(", spin inversion {z:+}"))
+                ),
+            };
             outln!(
-                "  ansatz      {} alpha={} ({} parameters)",
+                "  ansatz      {} alpha={} ({} parameters){sector}",
                 a["kind"],
                 a["alpha"],
                 a["n_parameters"]

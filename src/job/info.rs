@@ -11,7 +11,8 @@ pub fn describe(path: &Path) -> Result<Value> {
     let file = io::open_nqs_file(path)?;
     let root = io::read_root(&file);
     let bad = |what: &str, e: hdf5::Error| Error::bad_hdf5(path, what, e);
-    let model = config::parse_stored(&root.config_text).ok().map(|c| {
+    let stored = config::parse_stored(&root.config_text).ok();
+    let model = stored.as_ref().map(|c| {
         format!(
             "{} on {}, {} units",
             c.model.kind.name(),
@@ -19,6 +20,11 @@ pub fn describe(path: &Path) -> Result<Value> {
             c.model.units.name()
         )
     });
+    // A projected ansatz: its symmetry sector (physical basis).
+    let sector = stored
+        .as_ref()
+        .and_then(|c| c.ansatz.sector())
+        .map(|(momentum, inversion)| json!({"momentum": momentum, "spin_inversion": inversion}));
     let finished = io::read_attr::<u8>(&file, "finished").ok().map(|v| v == 1);
     let ansatz = match file.group("ansatz") {
         Ok(g) => {
@@ -28,7 +34,9 @@ pub fn describe(path: &Path) -> Result<Value> {
                 .dataset("parameters")
                 .map_err(|e| bad("ansatz/parameters", e))?
                 .size();
-            Some(json!({"kind": kind, "alpha": alpha, "n_parameters": n_parameters}))
+            Some(
+                json!({"kind": kind, "alpha": alpha, "n_parameters": n_parameters, "sector": sector}),
+            )
         }
         Err(_) => None,
     };
