@@ -145,7 +145,10 @@ fn estimate(s: &Stats) -> Estimate {
     }
 }
 
-/// Everything [`ResultsRecord`] holds, measured on `samples` of `ansatz`.
+/// Everything [`ResultsRecord`] holds, measured on `samples` of `ansatz`; `sz_sector`: the
+/// chains stay in one S^z sector (`total_sz`, or exchange moves without it), see
+/// [`local_values`].
+#[allow(clippy::too_many_arguments)]
 pub fn measure<A: Ansatz>(
     ansatz: &A,
     samples: &SampleSet<A::Cache>,
@@ -153,11 +156,11 @@ pub fn measure<A: Ansatz>(
     hamiltonian: &Hamiltonian,
     lattice: &Lattice,
     observables: &[ObservableSpec],
+    sz_sector: bool,
     comm: &dyn Communicator,
 ) -> ResultsRecord {
     let n = lattice.n_sites();
     let mut values = vec![Complex64::new(0.0, 0.0); samples.len()];
-    let sz_sector = hamiltonian.n_up.is_some();
     local_values(
         &hamiltonian.operator,
         ansatz,

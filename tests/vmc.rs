@@ -83,6 +83,7 @@ iterations = 60
         &model.hamiltonian,
         &model.lattice,
         &[],
+        model.hamiltonian.n_up.is_some(),
         &Serial,
     )
     .energy;
@@ -199,5 +200,36 @@ fn nqs_measure_agrees_with_exact_correlations() {
         overlap.norm_sqr() > 0.999,
         "fidelity {}",
         overlap.norm_sqr()
+    );
+}
+
+#[test]
+fn exchange_moves_without_total_sz_measure_the_sampled_sector() {
+    // No `total_sz`: exchange moves keep the chains in the n/2 sector they start in, so the
+    // state is the ansatz restricted to it — X_0 X_1 must not see amplitudes outside it.
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::write(
+        dir.path(),
+        "c8.toml",
+        "[lattice]\nkind = \"chain\"\nlength = 8\n[model]\nkind = \"heisenberg\"\n\
+         marshall_sign = true\n[ansatz]\nalpha = 2\n[sampler]\nkind = \"exchange\"\n\
+         chains = 16\nsamples = 1008\n[optimizer]\nlearning_rate = 0.05\niterations = 200\n\
+         [run]\nobservable_samples = 20000\n[[observables]]\nname = \"x01\"\nops = \"XX\"\n\
+         sites = [0, 1]\n",
+    );
+    let m = model.to_str().unwrap();
+    let run = common::nqs_json(&[
+        "run",
+        m,
+        "--output",
+        dir.path().join("r.h5").to_str().unwrap(),
+    ]);
+    let ed = common::nqs_json(&["ed", m, "--correlations"]);
+    let exact = ed["zz_correlations"][0][1].as_f64().unwrap();
+    let o = &run["observables"][0];
+    let (mean, error) = (o["mean"].as_f64().unwrap(), o["error"].as_f64().unwrap());
+    assert!(
+        (mean - exact).abs() < 4.0 * error + 0.01,
+        "⟨X0 X1⟩ = {mean} ± {error}, exact {exact}"
     );
 }

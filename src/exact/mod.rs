@@ -447,6 +447,7 @@ impl Scan<'_> {
             }
             if sectors.len() == 1 || self.opts.spectrum || dense(basis.dimension()) {
                 done.push(self.solve(k, *z, basis)?);
+                keep_only_the_best_vector(&mut done);
             } else {
                 let bracket = self.bracket(k, &basis)?;
                 pending.push((k.clone(), *z, basis.dimension(), bracket));
@@ -464,6 +465,7 @@ impl Scan<'_> {
             let threshold = known.get(wanted - 1).copied().unwrap_or(f64::INFINITY);
             if bracket.lower_estimate() <= threshold {
                 done.push(self.solve(k, *z, self.basis(k, *z))?);
+                keep_only_the_best_vector(&mut done);
             } else {
                 let solution = SectorSolution {
                     sector: self.sector(k, *z),
@@ -606,17 +608,8 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
     } else {
         vec![solve_plain(hamiltonian, lattice, &plain, &rows, opts)?]
     };
-    // The lowest energy (ties: the first sector) holds the ground state.
-    let mut best: Option<usize> = None;
-    for (i, (solution, ..)) in outcomes.iter().enumerate() {
-        if let Some(&e0) = solution.energies.first() {
-            let lower = |b: f64| e0 < b - 1e-12 * b.abs().max(1.0);
-            if best.is_none_or(|b| lower(outcomes[b].0.energies[0])) {
-                best = Some(i);
-            }
-        }
-    }
-    let best = best.ok_or_else(|| Error::Input("no symmetry sector has any state".into()))?;
+    let best = best_outcome(&outcomes)
+        .ok_or_else(|| Error::Input("no symmetry sector has any state".into()))?;
     let mut energies: Vec<(f64, Sector)> = outcomes
         .iter()
         .filter(|(s, ..)| s.method != BRACKETED)
@@ -641,6 +634,32 @@ pub fn solve(hamiltonian: &Hamiltonian, lattice: &Lattice, opts: &EdOptions) -> 
         sector_choice,
         kernel: rows.kernel_name(),
     })
+}
+
+/// The sector whose lowest energy is the lowest (ties: the first): it holds the ground state.
+fn best_outcome(outcomes: &[SectorOutcome]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, (solution, ..)) in outcomes.iter().enumerate() {
+        if let Some(&e0) = solution.energies.first() {
+            let lower = |b: f64| e0 < b - 1e-12 * b.abs().max(1.0);
+            if best.is_none_or(|b| lower(outcomes[b].0.energies[0])) {
+                best = Some(i);
+            }
+        }
+    }
+    best
+}
+
+/// Frees the eigenvectors and bases of every sector but the best one (only the ground state's
+/// are used), so that a scan holds one sector's vector and basis at a time.
+fn keep_only_the_best_vector(outcomes: &mut [SectorOutcome]) {
+    let best = best_outcome(outcomes);
+    for (i, (_, vector, basis)) in outcomes.iter_mut().enumerate() {
+        if Some(i) != best {
+            *vector = Vec::new();
+            *basis = None;
+        }
+    }
 }
 
 /// The symmetry request to solve, and the line that says how the sector was chosen: for the

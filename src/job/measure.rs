@@ -141,6 +141,7 @@ impl AnsatzVisitor for Measure<'_> {
             &model.hamiltonian,
             &model.lattice,
             self.observables,
+            state.sampler.settings.n_up.is_some(),
             self.comm,
         ))
     }

@@ -132,7 +132,12 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
     } else {
         let model = config::parse(&root.config_text, path, &[])
             .map_err(|e| Error::file(path, format!("its stored configuration is invalid: {e}")))?;
-        vector.n_up = model.hamiltonian.n_up;
+        // The sector the chains sampled: total_sz, or n/2 with exchange moves without it.
+        vector.n_up = model
+            .config
+            .sampler
+            .settings(&model.lattice, &model.hamiltonian)
+            .map_or(model.hamiltonian.n_up, |(settings, _)| settings.n_up);
         ansatz::visit(
             &model.config.ansatz,
             &model.lattice,

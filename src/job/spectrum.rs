@@ -58,7 +58,7 @@ pub struct SectorResult {
 /// basis (|sin k| is the same about 0 and π, where the ground state sits for L/2 even / odd).
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]
 pub struct LowerEdge {
-    /// `E_0`: the Bethe-ansatz ground energy (or the lowest sector energy found).
+    /// `E_0`: the Bethe-ansatz ground energy.
     pub ground: f64,
     /// `v` in the model's units.
     pub velocity: f64,
@@ -178,7 +178,7 @@ pub fn run(
             break;
         }
     }
-    report.edge = lower_edge(&base, &report.sectors);
+    report.edge = lower_edge(&base);
     let length = base.lattice.n_sites() as f64;
     report.lower_edge = report
         .sectors
@@ -257,31 +257,22 @@ fn result(
 }
 
 /// The des Cloizeaux–Pearson lower edge `E_0 + ε(k)`, `ε(k) = (π J/2)|sin k|` in spin units,
-/// for a Heisenberg chain, with `E_0` the ground energy (the k = 0 or π sector's exact value,
-/// else its variational one).
-fn lower_edge(model: &Model, sectors: &[SectorResult]) -> Option<LowerEdge> {
+/// with `E_0` the Bethe-ansatz ground energy: only where that applies (antiferromagnetic
+/// periodic chain, even L, S^z = 0); the edge describes that ground state's two-spinon
+/// continuum.
+fn lower_edge(model: &Model) -> Option<LowerEdge> {
     let crate::operator::ModelKind::Heisenberg(h) = &model.config.model.kind else {
         return None;
     };
-    if model.lattice.extent().len() != 1 {
-        return None;
-    }
+    let (ground, _) =
+        crate::exact::formulas::reference_energy(&model.config.lattice, &model.config.model)?;
     let units = match model.config.model.units {
         crate::operator::Units::Spin => 1.0,
         crate::operator::Units::Pauli => 4.0,
     };
-    let ground =
-        crate::exact::formulas::reference_energy(&model.config.lattice, &model.config.model)
-            .map(|(energy, _)| energy)
-            .or_else(|| {
-                sectors
-                    .iter()
-                    .filter_map(|s| s.exact.or(s.energy.map(|e| e.mean)))
-                    .reduce(f64::min)
-            })?;
     Some(LowerEdge {
         ground,
-        velocity: units * std::f64::consts::FRAC_PI_2 * h.J.abs(),
+        velocity: units * std::f64::consts::FRAC_PI_2 * h.J,
     })
 }
 

@@ -357,7 +357,7 @@ impl<'a, A: Ansatz> Driver<'a, A> {
             &self.problem.hamiltonian.operator,
             &self.state.ansatz,
             &self.samples,
-            self.problem.hamiltonian.n_up.is_some(),
+            self.state.sampler.settings.n_up.is_some(),
             &mut self.e_loc,
         );
         if self.inject_nan == Some(self.state.optimizer.iteration) {
@@ -540,6 +540,7 @@ impl<'a, A: Ansatz> Driver<'a, A> {
             self.problem.hamiltonian,
             self.problem.lattice,
             self.problem.observables,
+            sampler.settings.n_up.is_some(),
             self.comm,
         ))
     }
