@@ -47,12 +47,7 @@ pub fn ground_sector(
     if !physical.conserves_sz() && n_up.is_some() {
         return Err("the Hamiltonian does not conserve S^z".into());
     }
-    let scale = physical
-        .strings()
-        .iter()
-        .map(|s| s.coeff.norm())
-        .fold(0.0, f64::max)
-        .max(f64::MIN_POSITIVE);
+    let scale = physical.max_coefficient().max(f64::MIN_POSITIVE);
     let tolerance = 1e-12 * scale;
     let mut why_not = vec![];
     let plain = (None, "the S^z basis");

@@ -63,12 +63,7 @@ impl ExchangeRows {
         if op.n_sites() > 64 {
             return None;
         }
-        let scale = op
-            .strings()
-            .iter()
-            .map(|s| s.coeff.norm())
-            .fold(0.0, f64::max)
-            .max(f64::MIN_POSITIVE);
+        let scale = op.max_coefficient().max(f64::MIN_POSITIVE);
         let mut rows = ExchangeRows {
             constant: 0.0,
             zz: vec![],

@@ -80,6 +80,19 @@ fn slurm_job() -> String {
     }
 }
 
+/// Whether process `pid` of this host still runs: it exists and is not a zombie (a killed
+/// process whose parent has not reaped it yet holds nothing).
+fn process_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (command) state …`: the command may contain spaces and parentheses.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X'))
+}
+
 /// Why an existing lock may be taken over, if it may.
 fn stale_reason(path: &Path, owner: &Owner) -> Option<String> {
     let me = Owner::me();
@@ -87,7 +100,7 @@ fn stale_reason(path: &Path, owner: &Owner) -> Option<String> {
         if owner.pid == me.pid {
             return Some("left by this process".into());
         }
-        if !Path::new(&format!("/proc/{}", owner.pid)).exists() {
+        if !process_running(owner.pid) {
             return Some(format!("its process {} on this host is gone", owner.pid));
         }
     }

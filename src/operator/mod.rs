@@ -425,13 +425,17 @@ impl PauliSum {
         self.term_coeffs.iter().all(|c| c.im == 0.0)
     }
 
-    /// True when every string has a real coefficient (Pauli strings are Hermitian).
-    pub fn is_hermitian(&self) -> bool {
-        let scale = self
-            .strings
+    /// `max |c|` over the strings: the scale of relative tolerances (0 for an empty sum).
+    pub fn max_coefficient(&self) -> f64 {
+        self.strings
             .iter()
             .map(|s| s.coeff.norm())
-            .fold(0.0, f64::max);
+            .fold(0.0, f64::max)
+    }
+
+    /// True when every string has a real coefficient (Pauli strings are Hermitian).
+    pub fn is_hermitian(&self) -> bool {
+        let scale = self.max_coefficient();
         self.strings
             .iter()
             .all(|s| s.coeff.im.abs() <= 1e-12 * scale.max(1.0))
