@@ -16,6 +16,11 @@
 //! [`Ansatz::refresh`] (θ by the definition, A and B by one stable exponential each) whenever
 //! the parameters change and periodically to stop drift.
 //!
+//! **Vector layout.** The per-hidden-unit loops (ratio, update, refresh) run over blocks of
+//! [`LANES`] hidden units with real and imaginary parts stored apart ([`Lanes`]), so they compile
+//! to vector instructions; M is padded to whole blocks with inert units (`W = 0`, `θ = 0`,
+//! whose factor `r B + r^{−1} A = B + A` is exactly 1).
+//!
 //! **Parameter layout** (one flat complex vector):
 //! - `rbm`: `[a_0..a_{N−1}, b_0..b_{M−1}, W_{0,0}..W_{0,N−1}, W_{1,0}, …]` (W row-major, M×N),
 //!   M = αN.
@@ -68,19 +73,156 @@ pub struct Rbm {
     b: Vec<Complex64>,
     /// `w[j·N + i] = W_ji`.
     w: Vec<Complex64>,
-    /// `exp_down[i·M + j] = e^{−2W_ji}` (r_j for flipping an up spin i), `exp_up` = e^{+2W_ji}.
-    exp_down: Vec<Complex64>,
-    exp_up: Vec<Complex64>,
+    /// Blocks of [`LANES`] hidden units (M rounded up).
+    blocks: usize,
+    /// `b` by blocks (padding 0).
+    b_lanes: Vec<Lanes>,
+    /// `w_lanes[i·blocks + c]`: `W_ji` of the hidden units j of block c (padding 0).
+    w_lanes: Vec<Lanes>,
+    /// `exp_down[i·blocks + c] = e^{−2W_ji}` (r_j for flipping an up spin i), `exp_up` =
+    /// e^{+2W_ji}, by blocks (padding 1).
+    exp_down: Vec<Lanes>,
+    exp_up: Vec<Lanes>,
 }
 
-/// Per-chain cache: θ and the bounded pair (A, B) of every hidden unit.
+/// Hidden units per block of the vectorized loops (two AVX2 or one AVX-512 register of f64).
+const LANES: usize = 8;
+
+/// [`LANES`] complex numbers with real and imaginary parts apart, so that lane-wise arithmetic
+/// is plain vector arithmetic.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(64))]
+struct Lanes {
+    re: [f64; LANES],
+    im: [f64; LANES],
+}
+
+impl Lanes {
+    const ZERO: Lanes = Lanes::splat(ZERO);
+    const ONE: Lanes = Lanes::splat(ONE);
+
+    const fn splat(z: Complex64) -> Lanes {
+        Lanes {
+            re: [z.re; LANES],
+            im: [z.im; LANES],
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, l: usize) -> Complex64 {
+        Complex64::new(self.re[l], self.im[l])
+    }
+
+    #[inline(always)]
+    fn set(&mut self, l: usize, z: Complex64) {
+        self.re[l] = z.re;
+        self.im[l] = z.im;
+    }
+
+    /// Lane-wise `self · other`.
+    #[inline(always)]
+    fn mul(self, other: Lanes) -> Lanes {
+        let mut out = Lanes::ZERO;
+        for l in 0..LANES {
+            out.re[l] = self.re[l] * other.re[l] - self.im[l] * other.im[l];
+            out.im[l] = self.re[l] * other.im[l] + self.im[l] * other.re[l];
+        }
+        out
+    }
+
+    /// Lane-wise `self + other`.
+    #[inline(always)]
+    fn add(self, other: Lanes) -> Lanes {
+        let mut out = self;
+        for l in 0..LANES {
+            out.re[l] += other.re[l];
+            out.im[l] += other.im[l];
+        }
+        out
+    }
+
+    /// Lane-wise `self · x` for a real x.
+    #[inline(always)]
+    fn scale(self, x: f64) -> Lanes {
+        let mut out = self;
+        for l in 0..LANES {
+            out.re[l] *= x;
+            out.im[l] *= x;
+        }
+        out
+    }
+
+    /// Lane-wise `1/self = conj(self)/|self|²`.
+    #[inline(always)]
+    fn inv(self) -> Lanes {
+        let mut out = self;
+        for l in 0..LANES {
+            let norm = self.re[l] * self.re[l] + self.im[l] * self.im[l];
+            out.re[l] = self.re[l] / norm;
+            out.im[l] = -self.im[l] / norm;
+        }
+        out
+    }
+
+    /// Scales every lane by an exact power of two `2^{−k_l}` that brings its larger component
+    /// to binary exponent 0 (k clamped to ±1022, so the scale is a normal number), and adds
+    /// `k_l` to `exponent[l]`: branch-free, so it stays vectorized.
+    #[inline(always)]
+    fn renormalize(&mut self, exponent: &mut [i64; LANES]) {
+        for (l, e) in exponent.iter_mut().enumerate() {
+            let larger = self.re[l].abs().max(self.im[l].abs());
+            let k = (((larger.to_bits() >> 52) & 0x7ff) as i64 - 1023).clamp(-1022, 1022);
+            let scale = f64::from_bits(((1023 - k) as u64) << 52);
+            self.re[l] *= scale;
+            self.im[l] *= scale;
+            *e += k;
+        }
+    }
+}
+
+/// `Π_c Π_l factor(c)_l` as (mantissa, binary exponent): one running product per lane,
+/// renormalized every 16 blocks, so no partial product under- or overflows for factors of
+/// modulus between 2^-59 and 2^59; the lanes are multiplied together at the end.
+#[inline(always)]
+fn lane_product(blocks: usize, mut factor: impl FnMut(usize) -> Lanes) -> (Complex64, i32) {
+    let mut acc = Lanes::ONE;
+    let mut exponents = [0i64; LANES];
+    for c in 0..blocks {
+        acc = acc.mul(factor(c));
+        if c % 16 == 15 {
+            acc.renormalize(&mut exponents);
+        }
+    }
+    acc.renormalize(&mut exponents);
+    let mut exponent = exponents.iter().sum::<i64>() as i32;
+    let mut product = ONE;
+    for l in 0..LANES {
+        product *= acc.get(l);
+        renormalize(&mut product, &mut exponent);
+    }
+    (product, exponent)
+}
+
+/// Per-chain cache: θ and the bounded pair (A, B) of every hidden unit, by blocks of
+/// [`LANES`] (padding units: θ = 0, A = B = 1/2).
 #[derive(Clone, Debug, Default)]
 pub struct RbmCache {
-    pub theta: Vec<Complex64>,
+    theta: Vec<Lanes>,
     /// `A_j = t_j/(1+t_j)`.
-    pub a_t: Vec<Complex64>,
+    a_t: Vec<Lanes>,
     /// `B_j = 1/(1+t_j)`.
-    pub b_t: Vec<Complex64>,
+    b_t: Vec<Lanes>,
+}
+
+impl RbmCache {
+    /// `θ_j`.
+    pub fn theta(&self, j: usize) -> Complex64 {
+        self.theta[j / LANES].get(j % LANES)
+    }
+    /// `tanh θ_j = B_j − A_j`.
+    pub fn tanh(&self, j: usize) -> Complex64 {
+        self.b_t[j / LANES].get(j % LANES) - self.a_t[j / LANES].get(j % LANES)
+    }
 }
 
 /// Splits a nonzero complex number's scale into a power of two: returns k with
@@ -101,40 +243,6 @@ fn renormalize(z: &mut Complex64, exponent: &mut i32) {
     }
 }
 
-/// `Π_{j<m} factor(j)` as (mantissa, binary exponent) of a factor expression in `j`: four
-/// independent running products (so the multiplications pipeline and vectorize instead of
-/// forming one dependency chain), each renormalized by an exact power of two every 16 factors,
-/// so no partial product under- or overflows for factors of modulus between 2^-59 and 2^59.
-/// A macro, not a function taking a closure: the factor must be inlined into the loop.
-macro_rules! product_of {
-    ($m:expr, |$j:ident| $factor:expr) => {{
-        let m = $m;
-        let mut acc = [ONE; 4];
-        let mut exponent = 0i32;
-        let chunks = m / 4;
-        for c in 0..chunks {
-            let base = 4 * c;
-            for (l, a) in acc.iter_mut().enumerate() {
-                let $j = base + l;
-                *a *= $factor;
-            }
-            if c % 4 == 3 {
-                acc.iter_mut().for_each(|a| renormalize(a, &mut exponent));
-            }
-        }
-        for $j in 4 * chunks..m {
-            acc[0] *= $factor;
-        }
-        let mut product = ONE;
-        for mut a in acc {
-            renormalize(&mut a, &mut exponent);
-            product *= a;
-            renormalize(&mut product, &mut exponent);
-        }
-        (product, exponent)
-    }};
-}
-
 /// Gaussian pair by Box–Muller.
 fn gaussian(rng: &mut Xoshiro256PlusPlus) -> (f64, f64) {
     let u1: f64 = 1.0 - rng.random::<f64>();
@@ -151,6 +259,7 @@ impl Rbm {
             RbmKind::Dense { alpha } => (alpha * n, n + alpha * n + alpha * n * n),
             RbmKind::Symmetric { alpha, perms } => (alpha * perms.len(), 1 + alpha + alpha * n),
         };
+        let blocks = m.div_ceil(LANES);
         let mut rbm = Rbm {
             kind,
             n,
@@ -159,8 +268,11 @@ impl Rbm {
             a: vec![ZERO; n],
             b: vec![ZERO; m],
             w: vec![ZERO; m * n],
-            exp_down: vec![ONE; m * n],
-            exp_up: vec![ONE; m * n],
+            blocks,
+            b_lanes: vec![Lanes::ZERO; blocks],
+            w_lanes: vec![Lanes::ZERO; n * blocks],
+            exp_down: vec![Lanes::ONE; n * blocks],
+            exp_up: vec![Lanes::ONE; n * blocks],
         };
         rbm.expand();
         rbm
@@ -188,7 +300,7 @@ impl Rbm {
         self.m
     }
 
-    /// Expands the flat parameters into a, b, W and the exponential tables.
+    /// Expands the flat parameters into a, b, W and the blocked tables.
     fn expand(&mut self) {
         let (n, m) = (self.n, self.m);
         match &self.kind {
@@ -212,19 +324,23 @@ impl Rbm {
                 }
             }
         }
+        let blocks = self.blocks;
         for j in 0..m {
+            let (c, l) = (j / LANES, j % LANES);
+            self.b_lanes[c].set(l, self.b[j]);
             for i in 0..n {
                 let w = self.w[j * n + i];
-                self.exp_down[i * m + j] = (-2.0 * w).exp();
-                self.exp_up[i * m + j] = (2.0 * w).exp();
+                self.w_lanes[i * blocks + c].set(l, w);
+                self.exp_down[i * blocks + c].set(l, (-2.0 * w).exp());
+                self.exp_up[i * blocks + c].set(l, (2.0 * w).exp());
             }
         }
     }
 
-    /// `(r_j, r_j^{−1})` tables for flipping site i with spin `sigma_i`.
+    /// `(r, r^{−1})` tables (by blocks) for flipping site i with spin `sigma_i`.
     #[inline]
-    fn tables(&self, i: usize, sigma_i: i8) -> (&[Complex64], &[Complex64]) {
-        let range = i * self.m..(i + 1) * self.m;
+    fn tables(&self, i: usize, sigma_i: i8) -> (&[Lanes], &[Lanes]) {
+        let range = i * self.blocks..(i + 1) * self.blocks;
         if sigma_i > 0 {
             (&self.exp_down[range.clone()], &self.exp_up[range])
         } else {
@@ -245,27 +361,31 @@ impl Rbm {
             .iter()
             .map(|&i| self.a[i] * (-2.0 * f64::from(sigma[i])))
             .sum();
-        let (a_t, b_t) = (&cache.a_t[..self.m], &cache.b_t[..self.m]);
+        let (a_t, b_t) = (&cache.a_t[..self.blocks], &cache.b_t[..self.blocks]);
         let (product, exponent) = match flips {
             [] => (ONE, 0),
             [i] => {
                 let (r, ri) = self.tables(*i, sigma[*i]);
-                product_of!(self.m, |j| r[j] * b_t[j] + ri[j] * a_t[j])
+                lane_product(self.blocks, |c| r[c].mul(b_t[c]).add(ri[c].mul(a_t[c])))
             }
             [i, k] => {
                 let (r1, ri1) = self.tables(*i, sigma[*i]);
                 let (r2, ri2) = self.tables(*k, sigma[*k]);
-                product_of!(self.m, |j| r1[j] * r2[j] * b_t[j]
-                    + ri1[j] * ri2[j] * a_t[j])
+                lane_product(self.blocks, |c| {
+                    r1[c]
+                        .mul(r2[c])
+                        .mul(b_t[c])
+                        .add(ri1[c].mul(ri2[c]).mul(a_t[c]))
+                })
             }
-            _ => product_of!(self.m, |j| {
-                let (mut r, mut ri) = (ONE, ONE);
+            _ => lane_product(self.blocks, |c| {
+                let (mut r, mut ri) = (Lanes::ONE, Lanes::ONE);
                 for &i in flips {
                     let (t, ti) = self.tables(i, sigma[i]);
-                    r *= t[j];
-                    ri *= ti[j];
+                    r = r.mul(t[c]);
+                    ri = ri.mul(ti[c]);
                 }
-                r * b_t[j] + ri * a_t[j]
+                r.mul(b_t[c]).add(ri.mul(a_t[c]))
             }),
         };
         (product, exponent, visible)
@@ -283,7 +403,7 @@ impl Rbm {
                 .iter()
                 .map(|&i| self.w[j * self.n + i] * (-2.0 * f64::from(sigma[i])))
                 .sum();
-            sum += log_cosh(cache.theta[j] + delta) - log_cosh(cache.theta[j]);
+            sum += log_cosh(cache.theta(j) + delta) - log_cosh(cache.theta(j));
         }
         sum
     }
@@ -308,8 +428,8 @@ impl DenseRbmLayer<RbmCache> for Rbm {
         self.m
     }
     fn activations(&self, cache: &RbmCache, out: &mut [Complex64]) {
-        for ((o, &b), &a) in out.iter_mut().zip(&cache.b_t).zip(&cache.a_t) {
-            *o = b - a;
+        for (j, o) in out[..self.m].iter_mut().enumerate() {
+            *o = cache.tanh(j);
         }
     }
 }
@@ -345,24 +465,31 @@ impl Ansatz for Rbm {
     }
 
     fn new_cache(&self) -> RbmCache {
+        let half = Lanes::splat(Complex64::new(0.5, 0.0));
         RbmCache {
-            theta: vec![ZERO; self.m],
-            a_t: vec![ZERO; self.m],
-            b_t: vec![ZERO; self.m],
+            theta: vec![Lanes::ZERO; self.blocks],
+            a_t: vec![half; self.blocks],
+            b_t: vec![half; self.blocks],
         }
     }
 
+    /// `θ = b + Σ_i σ_i W_{·i}` by blocks, then `(A, B)` of every unit (padding: θ = 0 gives
+    /// A = B = 1/2).
     fn refresh(&self, sigma: &[i8], cache: &mut RbmCache) {
-        for j in 0..self.m {
-            let row = &self.w[j * self.n..(j + 1) * self.n];
-            let theta = row
-                .iter()
-                .zip(sigma)
-                .fold(self.b[j], |acc, (&w, &s)| acc + w * f64::from(s));
-            cache.theta[j] = theta;
-            let (a, b) = bounded_pair(theta);
-            cache.a_t[j] = a;
-            cache.b_t[j] = b;
+        let blocks = self.blocks;
+        cache.theta.copy_from_slice(&self.b_lanes);
+        for (i, &s) in sigma.iter().enumerate() {
+            let column = &self.w_lanes[i * blocks..(i + 1) * blocks];
+            for (theta, w) in cache.theta.iter_mut().zip(column) {
+                *theta = theta.add(w.scale(f64::from(s)));
+            }
+        }
+        for c in 0..blocks {
+            for l in 0..LANES {
+                let (a, b) = bounded_pair(cache.theta[c].get(l));
+                cache.a_t[c].set(l, a);
+                cache.b_t[c].set(l, b);
+            }
         }
     }
 
@@ -373,10 +500,7 @@ impl Ansatz for Rbm {
             .zip(sigma)
             .map(|(&a, &s)| a * f64::from(s))
             .sum();
-        cache
-            .theta
-            .iter()
-            .fold(visible, |acc, &t| acc + log_cosh(t))
+        (0..self.m).fold(visible, |acc, j| acc + log_cosh(cache.theta(j)))
     }
 
     fn log_ratio(&self, sigma: &[i8], cache: &RbmCache, flips: &[usize]) -> Complex64 {
@@ -395,18 +519,19 @@ impl Ansatz for Rbm {
     }
 
     fn flip(&self, sigma: &mut [i8], cache: &mut RbmCache, flips: &[usize]) {
-        for j in 0..self.m {
-            let mut delta = ZERO;
-            let mut ri = ONE;
+        let blocks = self.blocks;
+        for c in 0..blocks {
+            let mut delta = Lanes::ZERO;
+            let mut ri = Lanes::ONE;
             for &i in flips {
-                delta += self.w[j * self.n + i] * (-2.0 * f64::from(sigma[i]));
-                ri *= self.tables(i, sigma[i]).1[j];
+                delta = delta.add(self.w_lanes[i * blocks + c].scale(-2.0 * f64::from(sigma[i])));
+                ri = ri.mul(self.tables(i, sigma[i]).1[c]);
             }
-            cache.theta[j] += delta;
-            let shifted = cache.a_t[j] * ri * ri;
-            let d = (cache.b_t[j] + shifted).inv();
-            cache.b_t[j] *= d;
-            cache.a_t[j] = shifted * d;
+            cache.theta[c] = cache.theta[c].add(delta);
+            let shifted = cache.a_t[c].mul(ri).mul(ri);
+            let d = cache.b_t[c].add(shifted).inv();
+            cache.b_t[c] = cache.b_t[c].mul(d);
+            cache.a_t[c] = shifted.mul(d);
         }
         for &i in flips {
             sigma[i] = -sigma[i];
@@ -436,7 +561,7 @@ impl Rbm {
                     *o += weight * f64::from(s);
                 }
                 for j in 0..m {
-                    let tanh = weight * (cache.b_t[j] - cache.a_t[j]);
+                    let tanh = weight * cache.tanh(j);
                     out[n + j] += tanh;
                     let row = &mut out[n + m + j * n..n + m + (j + 1) * n];
                     for (o, &s) in row.iter_mut().zip(sigma) {
@@ -450,7 +575,7 @@ impl Rbm {
                 for f in 0..*alpha {
                     for (t, perm) in perms.iter().enumerate() {
                         let j = f * n_t + t;
-                        let tanh = weight * (cache.b_t[j] - cache.a_t[j]);
+                        let tanh = weight * cache.tanh(j);
                         out[1 + f] += tanh;
                         let filter = &mut out[1 + alpha + f * n..1 + alpha + (f + 1) * n];
                         for (o, &site) in filter.iter_mut().zip(perm) {
@@ -570,9 +695,21 @@ mod tests {
             let cached = rbm.log_psi(&sigma, &cache);
             let full = rbm.log_psi(&sigma, &fresh);
             assert!((cached - full).norm() < 1e-10, "{cached} vs {full}");
-            for j in 0..rbm.n_hidden() {
-                assert!((cache.a_t[j] - fresh.a_t[j]).norm() < 1e-10);
-                assert!((cache.b_t[j] - fresh.b_t[j]).norm() < 1e-10);
+            for (c, (cached, fresh)) in cache.a_t.iter().zip(&fresh.a_t).enumerate() {
+                for l in 0..LANES {
+                    assert!(
+                        (cached.get(l) - fresh.get(l)).norm() < 1e-10,
+                        "A in block {c}"
+                    );
+                }
+            }
+            for (c, (cached, fresh)) in cache.b_t.iter().zip(&fresh.b_t).enumerate() {
+                for l in 0..LANES {
+                    assert!(
+                        (cached.get(l) - fresh.get(l)).norm() < 1e-10,
+                        "B in block {c}"
+                    );
+                }
             }
         }
     }

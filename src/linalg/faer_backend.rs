@@ -108,20 +108,78 @@ pub fn eigvalsh<T: Field>(a: ArrayView2<T>) -> Result<Vec<f64>, LinalgError> {
         })
 }
 
-pub type CholeskyFactor<T> = faer::linalg::solvers::Llt<T>;
+/// The lower triangle of a row-major array holds `L` (the strict upper triangle is unused).
+pub struct CholeskyFactor<T> {
+    l: Array2<T>,
+}
 
 pub fn cholesky<T: Field>(a: ArrayView2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
-    let a = standard(&a);
-    as_faer(&a).llt(Side::Lower).map_err(|e| match e {
-        faer::linalg::solvers::LltError::NonPositivePivot { index } => {
+    cholesky_in_place(a.as_standard_layout().into_owned())
+}
+
+/// Factorizes `a` (lower triangle) in its own storage.
+pub fn cholesky_in_place<T: Field>(mut a: Array2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::cholesky::llt::factor;
+    if !a.is_standard_layout() {
+        a = a.as_standard_layout().into_owned();
+    }
+    let n = a.nrows();
+    let par = par(n * n * n / 3);
+    let mut memory = MemBuffer::new(factor::cholesky_in_place_scratch::<T>(
+        n,
+        par,
+        Default::default(),
+    ));
+    let view = MatMut::from_row_major_slice_mut(a.as_slice_mut().expect("standard layout"), n, n);
+    factor::cholesky_in_place(
+        view,
+        Default::default(),
+        par,
+        MemStack::new(&mut memory),
+        Default::default(),
+    )
+    .map_err(|e| match e {
+        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
             LinalgError::NotPositiveDefinite { pivot: index }
         }
-    })
+    })?;
+    Ok(CholeskyFactor { l: a })
 }
 
 pub fn cholesky_solve<T: Field>(factor: &CholeskyFactor<T>, b: &mut [T]) {
+    use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
     let n = b.len();
-    factor.solve_in_place(MatMut::from_column_major_slice_mut(b, n, 1));
+    let l = MatRef::from_row_major_slice(factor.l.as_slice().expect("standard layout"), n, n);
+    faer::linalg::cholesky::llt::solve::solve_in_place_with_conj(
+        l,
+        faer::Conj::No,
+        MatMut::from_column_major_slice_mut(b, n, 1),
+        par(n * n),
+        MemStack::new(&mut MemBuffer::new(StackReq::EMPTY)),
+    );
+}
+
+/// `c ← a a†` on the lower triangle of c.
+pub fn gram_lower<T: Field>(mut c: ArrayViewMut2<T>, a: ArrayView2<T>) {
+    use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+    let (n, k) = a.dim();
+    let a = standard(&a);
+    let a = as_faer(&a);
+    let slice = c
+        .as_slice_mut()
+        .expect("linalg::gram_lower: the output must be in standard layout");
+    matmul(
+        MatMut::from_row_major_slice_mut(slice, n, n),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        a,
+        BlockStructure::Rectangular,
+        a.adjoint(),
+        BlockStructure::Rectangular,
+        T::ONE,
+        par(n * n * k / 2),
+    );
 }
 
 pub fn lu_solve<T: Field>(a: ArrayView2<T>, b: &mut [T]) -> Result<(), LinalgError> {

@@ -6,7 +6,10 @@
 use super::{Field, LinalgError, Op};
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
-use ndarray_linalg::{Determinant, EigValsh, Eigh, FactorizeC, Solve, SolveC, SVD, UPLO};
+use ndarray_linalg::{
+    CholeskyFactorized, CholeskyInplace, Determinant, EigValsh, Eigh, FactorizeC, Solve, SolveC,
+    SVD, UPLO,
+};
 use num_complex::Complex64;
 
 // Links the CBLAS of the system library.
@@ -175,6 +178,21 @@ pub type CholeskyFactor<T> = ndarray_linalg::CholeskyFactorized<ndarray::OwnedRe
 pub fn cholesky<T: Field>(a: ArrayView2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
     a.factorizec(UPLO::Lower)
         .map_err(|_| LinalgError::NotPositiveDefinite { pivot: 0 })
+}
+
+/// Factorizes `a` (lower triangle) in its own storage.
+pub fn cholesky_in_place<T: Field>(mut a: Array2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
+    a.cholesky_inplace(UPLO::Lower)
+        .map_err(|_| LinalgError::NotPositiveDefinite { pivot: 0 })?;
+    Ok(CholeskyFactorized {
+        factor: a,
+        uplo: UPLO::Lower,
+    })
+}
+
+/// `c ← a a†` (this backend fills the whole matrix).
+pub fn gram_lower<T: Field>(c: ArrayViewMut2<T>, a: ArrayView2<T>) {
+    matmul(c, false, T::ONE, a.view(), Op::Plain, a, Op::Adjoint);
 }
 
 pub fn cholesky_solve<T: Field>(factor: &CholeskyFactor<T>, b: &mut [T]) {

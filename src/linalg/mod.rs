@@ -246,6 +246,22 @@ fn check_finite<T: Field>(a: &ArrayView2<T>, operation: &'static str) -> Result<
     }
 }
 
+/// [`check_finite`] of the lower triangle (all that the Hermitian factorizations read).
+fn check_finite_lower<T: Field>(
+    a: &ArrayView2<T>,
+    operation: &'static str,
+) -> Result<(), LinalgError> {
+    let finite = a
+        .outer_iter()
+        .enumerate()
+        .all(|(i, row)| row.iter().take(i + 1).all(|x| x.is_finite()));
+    if finite {
+        Ok(())
+    } else {
+        Err(LinalgError::NonFinite { operation })
+    }
+}
+
 /// Eigenvalues (ascending) and orthonormal eigenvectors (the columns) of a Hermitian matrix;
 /// only the lower triangle is read.
 pub fn eigh<T: Field>(a: ArrayView2<T>) -> Result<(Vec<f64>, Array2<T>), LinalgError> {
@@ -255,6 +271,15 @@ pub fn eigh<T: Field>(a: ArrayView2<T>) -> Result<(Vec<f64>, Array2<T>), LinalgE
         return Ok((vec![], Array2::zeros((0, 0))));
     }
     backend::eigh(a)
+}
+
+/// `c ← a a†` on the lower triangle of c (the Gram matrix of the rows of a; backends may also
+/// fill the upper triangle): half the work of [`matmul`] with the faer backend.
+pub fn gram_lower<T: Field>(c: ArrayViewMut2<T>, a: ArrayView2<T>) {
+    assert_eq!(c.dim(), (a.nrows(), a.nrows()), "gram_lower: output shape");
+    if a.nrows() > 0 {
+        backend::gram_lower(c, a);
+    }
 }
 
 /// Eigenvalues (ascending) of a Hermitian matrix; only the lower triangle is read.
@@ -281,6 +306,17 @@ impl<T: Field> Cholesky<T> {
         Ok(Cholesky {
             dim: a.nrows(),
             factor: backend::cholesky(a)?,
+        })
+    }
+
+    /// Factorizes `a` (only the lower triangle is read) in its own storage: no copy of an
+    /// N × N matrix.
+    pub fn in_place(a: Array2<T>) -> Result<Self, LinalgError> {
+        assert_eq!(a.nrows(), a.ncols(), "Cholesky: square matrix expected");
+        check_finite_lower(&a.view(), "Cholesky")?;
+        Ok(Cholesky {
+            dim: a.nrows(),
+            factor: backend::cholesky_in_place(a)?,
         })
     }
 
@@ -345,15 +381,29 @@ pub const PSEUDO_INVERSE_CUTOFF: f64 = 1e-12;
 /// factorization fails or gives non-finite numbers, the eigenvalue pseudo-inverse
 /// `x = Σ_{λ_k > c·λ_max} v_k (v_k† b)/λ_k` with `c` = [`PSEUDO_INVERSE_CUTOFF`].
 pub fn solve_psd<T: Field>(a: ArrayView2<T>, b: &[T]) -> Result<(Vec<T>, PsdMethod), LinalgError> {
-    check_finite(&a, "positive semi-definite solve")?;
-    if let Ok(cholesky) = Cholesky::new(a.view()) {
+    solve_psd_in_place(a.as_standard_layout().into_owned(), b, || {
+        a.as_standard_layout().into_owned()
+    })
+}
+
+/// [`solve_psd`] for a matrix the caller gives away: Cholesky factorizes it in its own storage
+/// (only the lower triangle is read), and `rebuild` forms it again for the pseudo-inverse when
+/// the factorization fails.
+pub fn solve_psd_in_place<T: Field>(
+    a: Array2<T>,
+    b: &[T],
+    rebuild: impl FnOnce() -> Array2<T>,
+) -> Result<(Vec<T>, PsdMethod), LinalgError> {
+    if let Ok(cholesky) = Cholesky::in_place(a) {
         let mut x = b.to_vec();
         cholesky.solve_in_place(&mut x);
         if x.iter().all(|v| v.is_finite()) {
             return Ok((x, PsdMethod::Cholesky));
         }
     }
-    let (values, vectors) = eigh(a)?;
+    let a = rebuild();
+    check_finite_lower(&a.view(), "positive semi-definite solve")?;
+    let (values, vectors) = eigh(a.view())?;
     let cutoff = PSEUDO_INVERSE_CUTOFF * values.iter().copied().fold(0.0, f64::max);
     let mut coefficients = vec![T::ZERO; b.len()];
     matvec(

@@ -15,12 +15,16 @@ use crate::ansatz::{Ansatz, DenseRbmLayer};
 use crate::dist::Communicator;
 use crate::linalg::{self, Op};
 use crate::sampler::SampleSet;
-use ndarray::{s, Array1, Array2, ArrayViewMut2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, CowArray};
 use num_complex::Complex64;
 use rayon::prelude::*;
 
 const ZERO: Complex64 = Complex64::new(0.0, 0.0);
 const ONE: Complex64 = Complex64::new(1.0, 0.0);
+
+/// Forms the lower triangle of the N_s × N_s kernel `X X†` (the strict upper triangle is zero
+/// or the mirror image).
+pub type KernelBuilder<'a> = Box<dyn Fn() -> Array2<Complex64> + 'a>;
 
 /// Whether `⟨O⟩` is subtracted (SR always centres; the uncentred form is for tests and for
 /// estimators of `O O†` itself).
@@ -43,13 +47,22 @@ pub trait Jacobian: Send {
     fn apply(&mut self, v: &[Complex64], y: &mut [Complex64]);
     /// `out ← X_local† w` (`w.len() == n_local`; the caller sums `out` over processes).
     fn apply_adjoint(&mut self, w: &[Complex64], out: &mut [Complex64]);
+    /// `out ← X_local† X_local v`, this process's part of `S v` (the caller sums over
+    /// processes); `scratch` has `n_local` elements. Representations whose rows are independent
+    /// fuse the two products per block of rows.
+    fn apply_normal(&mut self, v: &[Complex64], out: &mut [Complex64], scratch: &mut [Complex64]) {
+        self.apply(v, scratch);
+        self.apply_adjoint(scratch, out);
+    }
     /// `out_k ← Σ_{local s} |X_sk|²` (the caller sums over processes).
     fn column_norms(&mut self, out: &mut [f64]);
     /// Local rows `first..first + out.nrows()` of X into `out`.
     fn rows(&self, first: usize, out: ArrayViewMut2<Complex64>);
-    /// `X X†` over the rows of every process, on every process (a collective call), when this
-    /// representation can form it without the N_s × P matrix.
-    fn structured_kernel(&self, comm: &dyn Communicator) -> Option<Array2<Complex64>>;
+    /// The sample-space kernel `X X†` over the rows of every process: gathers what it needs
+    /// (a collective call) and returns a builder that forms the kernel's lower triangle
+    /// locally, as often as a solver needs it (a Cholesky in place overwrites it); `None` when
+    /// this representation would need the N_s × P rows of several processes.
+    fn kernel_builder(&self, comm: &dyn Communicator) -> Option<KernelBuilder<'_>>;
     /// `materialized` or `structured RBM`.
     fn representation(&self) -> &'static str;
 }
@@ -155,8 +168,15 @@ impl Jacobian for Materialized {
         let count = out.nrows();
         out.assign(&self.x.slice(s![first..first + count, ..]));
     }
-    fn structured_kernel(&self, _: &dyn Communicator) -> Option<Array2<Complex64>> {
-        None
+    fn kernel_builder(&self, comm: &dyn Communicator) -> Option<KernelBuilder<'_>> {
+        (comm.size() == 1).then(|| -> KernelBuilder<'_> {
+            Box::new(|| {
+                let ns = self.x.nrows();
+                let mut k = Array2::<Complex64>::zeros((ns, ns));
+                linalg::gram_lower(k.view_mut(), self.x.view());
+                k
+            })
+        })
     }
     fn representation(&self) -> &'static str {
         "materialized"
@@ -168,19 +188,25 @@ impl Jacobian for Materialized {
 /// count).
 const SAMPLE_BLOCK: usize = 128;
 
-/// A complex array's interleaved real view (re, im, re, im, …).
-fn real_view(z: &[Complex64]) -> &[f64] {
-    bytemuck::cast_slice(z)
+/// A complex matrix's interleaved real view (re, im, re, im, …): rows × 2·cols.
+fn real_view(z: &Array2<Complex64>) -> ArrayView2<'_, f64> {
+    let shape = (z.nrows(), 2 * z.ncols());
+    let slice = z.as_slice().expect("standard layout");
+    ArrayView2::from_shape(shape, bytemuck::cast_slice(slice)).expect("interleaved view")
 }
 
-fn real_view_mut(z: &mut [Complex64]) -> &mut [f64] {
-    bytemuck::cast_slice_mut(z)
+fn real_view_mut(z: &mut Array2<Complex64>) -> ArrayViewMut2<'_, f64> {
+    let shape = (z.nrows(), 2 * z.ncols());
+    let slice = z.as_slice_mut().expect("standard layout");
+    ArrayViewMut2::from_shape(shape, bytemuck::cast_slice_mut(slice)).expect("interleaved view")
 }
 
 /// X of a dense RBM from its factors: spins Σ (N_s × N, real ±1) and activations T (N_s × M).
 ///
 /// Σ is real, so every product with it is a real GEMM on the interleaved view of a complex
-/// matrix: half the flops of a complex GEMM.
+/// matrix: half the flops of a complex GEMM. Products run over fixed blocks of
+/// [`SAMPLE_BLOCK`] rows in parallel, each with its own scratch (allocated once per SR step),
+/// and block results are added in block order.
 pub struct StructuredRbm {
     n: usize,
     m: usize,
@@ -195,39 +221,74 @@ pub struct StructuredRbm {
     scale: f64,
     first_row: usize,
     n_total: usize,
-    centering: Centering,
+    /// `V_Wᵀ` (N × M) of the vector being applied.
+    vt: Array2<Complex64>,
+    blocks: Vec<BlockScratch>,
 }
 
-/// `Σᵀ R` of real Σ (rows × N) and complex R (rows × K), summed over fixed sample blocks in
-/// parallel: an N × K complex matrix.
-fn sigma_transpose_times(sigma: &Array2<f64>, r: &Array2<Complex64>) -> Array2<Complex64> {
-    let (n, k) = (sigma.ncols(), r.ncols());
-    let parts: Vec<Array2<Complex64>> = sigma
-        .axis_chunks_iter(Axis(0), SAMPLE_BLOCK)
-        .into_par_iter()
-        .zip(r.axis_chunks_iter(Axis(0), SAMPLE_BLOCK).into_par_iter())
-        .map(|(s, rb)| {
-            let mut q = Array2::<Complex64>::zeros((n, k));
-            let rows = rb.nrows();
-            let rb = rb.as_standard_layout();
-            let r_real = ndarray::ArrayView2::from_shape(
-                (rows, 2 * k),
-                real_view(rb.as_slice().expect("standard layout")),
-            )
-            .expect("interleaved view");
-            let q_real = ArrayViewMut2::from_shape(
-                (n, 2 * k),
-                real_view_mut(q.as_slice_mut().expect("contiguous")),
-            )
-            .expect("interleaved view");
-            linalg::matmul(q_real, false, 1.0, s, Op::Transpose, r_real, Op::Plain);
-            q
-        })
-        .collect();
-    parts
-        .into_iter()
-        .reduce(|a, b| a + b)
-        .unwrap_or_else(|| Array2::zeros((n, k)))
+/// Scratch of one block of rows.
+struct BlockScratch {
+    /// `Σ_b V_Wᵀ` (rows × M).
+    u: Array2<Complex64>,
+    /// `X_b v` (rows).
+    y: Vec<Complex64>,
+    /// `R = [diag(w) T̄_b | w]` (rows × (M + 1)).
+    r: Array2<Complex64>,
+    /// `Σ_bᵀ R` (N × (M + 1)): the weights and visible blocks of `X_b† w`.
+    q: Array2<Complex64>,
+    /// Column sums of R: the hidden block and `Σ_s w_s`.
+    r_sums: Vec<Complex64>,
+}
+
+/// `Σᵀ R` of real Σ (rows × N) and complex R (rows × K) into `q` (N × K), as one real GEMM on
+/// the interleaved views.
+fn sigma_transpose_times(sigma: ArrayView2<f64>, r: &Array2<Complex64>, q: &mut Array2<Complex64>) {
+    linalg::matmul(
+        real_view_mut(q),
+        false,
+        1.0,
+        sigma,
+        Op::Transpose,
+        real_view(r),
+        Op::Plain,
+    );
+}
+
+/// `y = X_b v` of a block of rows: `(σ_s·v_a + Σ_j t_sj (v_bj + u_sj) − offset)·scale` with
+/// `u = Σ_b V_Wᵀ` (a real GEMM on the interleaved view; `u` is scratch, rows × M) and `vt` =
+/// `V_Wᵀ` (N × M).
+#[allow(clippy::too_many_arguments)]
+fn block_apply(
+    sigma: ArrayView2<f64>,
+    t: ArrayView2<Complex64>,
+    vt: &Array2<Complex64>,
+    v_a: &[Complex64],
+    v_b: &[Complex64],
+    offset: Complex64,
+    scale: f64,
+    u: &mut Array2<Complex64>,
+    y: &mut [Complex64],
+) {
+    linalg::matmul(
+        real_view_mut(u),
+        false,
+        1.0,
+        sigma,
+        Op::Plain,
+        real_view(vt),
+        Op::Plain,
+    );
+    for (r, ys) in y.iter_mut().enumerate() {
+        let visible: Complex64 = sigma.row(r).iter().zip(v_a).map(|(x, y)| y * *x).sum();
+        let hidden: Complex64 = t
+            .row(r)
+            .iter()
+            .zip(u.row(r))
+            .zip(v_b)
+            .map(|((tj, uj), bj)| tj * (uj + bj))
+            .sum();
+        *ys = (visible + hidden - offset) * scale;
+    }
 }
 
 impl StructuredRbm {
@@ -249,43 +310,52 @@ impl StructuredRbm {
             .for_each(|(s, mut row)| {
                 layer.activations(&samples.caches[s], row.as_slice_mut().expect("row-major"))
             });
-        // Σᵀ T (N × M); its transpose is Σ_s t_sj σ_si (M × N).
-        let local_tw = sigma_transpose_times(&sigma, &t)
-            .reversed_axes()
-            .as_standard_layout()
-            .into_owned();
-        // One reduction for all of ⟨O⟩: [Σσ, Σt, Σ t⊗σ].
-        let mut sums: Vec<Complex64> = sigma
-            .sum_axis(Axis(0))
-            .iter()
-            .map(|&x| Complex64::new(x, 0.0))
+        let blocks: Vec<BlockScratch> = (0..ns.div_ceil(SAMPLE_BLOCK))
+            .map(|b| {
+                let rows = SAMPLE_BLOCK.min(ns - b * SAMPLE_BLOCK);
+                BlockScratch {
+                    u: Array2::zeros((rows, m)),
+                    y: vec![ZERO; rows],
+                    r: Array2::zeros((rows, m + 1)),
+                    q: Array2::zeros((n, m + 1)),
+                    r_sums: vec![ZERO; m + 1],
+                }
+            })
             .collect();
-        sums.extend(t.sum_axis(Axis(0)));
-        sums.extend(local_tw.iter());
-        comm.sum_c64(&mut sums);
-        let inv = 1.0 / n_total as f64;
-        let keep = if centering == Centering::Centred {
-            inv
-        } else {
-            0.0
-        };
-        let mean_a = Array1::from_iter(sums[..n].iter().map(|x| x * keep));
-        let mean_b = Array1::from_iter(sums[n..n + m].iter().map(|x| x * keep));
-        let mean_w = Array2::from_shape_fn((m, n), |(j, i)| sums[n + m + j * n + i] * keep);
-        StructuredRbm {
+        let mut jacobian = StructuredRbm {
             n,
             m,
             sigma,
             t,
-            mean_a,
-            mean_b,
-            mean_w,
-            local_tw,
-            scale: inv.sqrt(),
+            mean_a: Array1::zeros(n),
+            mean_b: Array1::zeros(m),
+            mean_w: Array2::zeros((m, n)),
+            local_tw: Array2::zeros((m, n)),
+            scale: (1.0 / n_total as f64).sqrt(),
             first_row,
             n_total,
-            centering,
-        }
+            vt: Array2::zeros((n, m)),
+            blocks,
+        };
+        // Σᵀ T (N × M) block by block (with R = [T | 1]); its transpose is Σ_s t_sj σ_si.
+        let ones = vec![ONE; ns];
+        jacobian.blocks_adjoint(&ones, false);
+        let q = jacobian.summed_q();
+        jacobian.local_tw = Array2::from_shape_fn((m, n), |(j, i)| q[[i, j]]);
+        // One reduction for all of ⟨O⟩: [Σσ, Σt, Σ t⊗σ].
+        let mut sums: Vec<Complex64> = (0..n).map(|i| q[[i, m]]).collect();
+        sums.extend(jacobian.t.sum_axis(Axis(0)));
+        sums.extend(jacobian.local_tw.iter());
+        comm.sum_c64(&mut sums);
+        let keep = if centering == Centering::Centred {
+            1.0 / n_total as f64
+        } else {
+            0.0
+        };
+        jacobian.mean_a = Array1::from_iter(sums[..n].iter().map(|x| x * keep));
+        jacobian.mean_b = Array1::from_iter(sums[n..n + m].iter().map(|x| x * keep));
+        jacobian.mean_w = Array2::from_shape_fn((m, n), |(j, i)| sums[n + m + j * n + i] * keep);
+        jacobian
     }
 
     /// `⟨O⟩ · v`.
@@ -306,6 +376,101 @@ impl StructuredRbm {
             .sum();
         a + b + w
     }
+
+    /// Prepares `vt = V_Wᵀ` and returns `⟨O⟩·v`.
+    fn prepare_apply(&mut self, v: &[Complex64]) -> Complex64 {
+        let (n, m) = (self.n, self.m);
+        for j in 0..m {
+            for i in 0..n {
+                self.vt[[i, j]] = v[n + m + j * n + i];
+            }
+        }
+        self.mean_dot(v)
+    }
+
+    /// `R = [diag(w) T̄_b | w]`, `q = Σ_bᵀ R` and the column sums of R for block b (with
+    /// `conjugate = false`, T instead of T̄: used once for `Σᵀ T`).
+    fn block_adjoint(
+        sigma: ArrayView2<f64>,
+        t: ArrayView2<Complex64>,
+        w: &[Complex64],
+        conjugate: bool,
+        block: &mut BlockScratch,
+    ) {
+        let m = t.ncols();
+        for ((mut row, t), &ws) in block.r.rows_mut().into_iter().zip(t.rows()).zip(w) {
+            for (x, tj) in row.iter_mut().zip(t) {
+                *x = ws * if conjugate { tj.conj() } else { *tj };
+            }
+            row[m] = ws;
+        }
+        block.r_sums.iter_mut().for_each(|x| *x = ZERO);
+        for row in block.r.rows() {
+            for (sum, x) in block.r_sums.iter_mut().zip(row) {
+                *sum += x;
+            }
+        }
+        sigma_transpose_times(sigma, &block.r, &mut block.q);
+    }
+
+    /// Runs `block_adjoint` on every block with its rows of `w` (or of each block's own `y`).
+    fn blocks_adjoint(&mut self, w: &[Complex64], conjugate: bool) {
+        let (sigma, t) = (&self.sigma, &self.t);
+        self.blocks
+            .par_iter_mut()
+            .zip(w.par_chunks(SAMPLE_BLOCK))
+            .enumerate()
+            .for_each(|(b, (block, wb))| {
+                let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + wb.len();
+                Self::block_adjoint(
+                    sigma.slice(s![rows.clone(), ..]),
+                    t.slice(s![rows, ..]),
+                    wb,
+                    conjugate,
+                    block,
+                );
+            });
+    }
+
+    /// `Σ_b q_b` in block order.
+    fn summed_q(&self) -> Array2<Complex64> {
+        let mut q = Array2::<Complex64>::zeros((self.n, self.m + 1));
+        for block in &self.blocks {
+            q += &block.q;
+        }
+        q
+    }
+
+    /// `X† w` from the block results: weights `(Σᵀ R)ᵀ`, hidden the column sums of R, visible
+    /// `Σᵀ w`, minus `⟨O⟩̄ Σ_s w_s`, times `1/√N_s`.
+    fn gather_adjoint(&self, out: &mut [Complex64]) {
+        let (n, m) = (self.n, self.m);
+        out.iter_mut().for_each(|o| *o = ZERO);
+        let mut w_sum = ZERO;
+        for block in &self.blocks {
+            for (i, o) in out[..n].iter_mut().enumerate() {
+                *o += block.q[[i, m]];
+            }
+            for (o, x) in out[n..n + m].iter_mut().zip(&block.r_sums) {
+                *o += x;
+            }
+            w_sum += block.r_sums[m];
+            for j in 0..m {
+                let weights = &mut out[n + m + j * n..n + m + (j + 1) * n];
+                for (i, o) in weights.iter_mut().enumerate() {
+                    *o += block.q[[i, j]];
+                }
+            }
+        }
+        let means = self
+            .mean_a
+            .iter()
+            .chain(self.mean_b.iter())
+            .chain(self.mean_w.iter());
+        for (o, mk) in out.iter_mut().zip(means) {
+            *o = (*o - mk.conj() * w_sum) * self.scale;
+        }
+    }
 }
 
 impl Jacobian for StructuredRbm {
@@ -322,92 +487,63 @@ impl Jacobian for StructuredRbm {
         self.n_total
     }
 
-    /// `(X v)_s = (σ_s·v_a + Σ_j t_sj (b_j + u_sj) − ⟨O⟩·v)/√N_s` with `u = Σ V_Wᵀ`.
     fn apply(&mut self, v: &[Complex64], y: &mut [Complex64]) {
-        let (n, m) = (self.n, self.m);
-        // V_Wᵀ (N × M), interleaved: N × 2M real.
-        let mut vt = Array2::<Complex64>::zeros((n, m));
-        for j in 0..m {
-            for i in 0..n {
-                vt[[i, j]] = v[n + m + j * n + i];
-            }
-        }
-        let vt_real = ndarray::ArrayView2::from_shape(
-            (n, 2 * m),
-            real_view(vt.as_slice().expect("contiguous")),
-        )
-        .expect("interleaved view");
-        let offset = self.mean_dot(v);
-        let (v_a, v_b) = (&v[..n], &v[n..n + m]);
-        let scale = self.scale;
-        self.sigma
-            .axis_chunks_iter(Axis(0), SAMPLE_BLOCK)
-            .into_par_iter()
-            .zip(
-                self.t
-                    .axis_chunks_iter(Axis(0), SAMPLE_BLOCK)
-                    .into_par_iter(),
-            )
+        let offset = self.prepare_apply(v);
+        let (n, m, scale) = (self.n, self.m, self.scale);
+        let (sigma, t, vt) = (&self.sigma, &self.t, &self.vt);
+        self.blocks
+            .par_iter_mut()
             .zip(y.par_chunks_mut(SAMPLE_BLOCK))
-            .for_each(|((s, t), yb)| {
-                let rows = s.nrows();
-                let mut u = Array2::<Complex64>::zeros((rows, m));
-                let u_real = ArrayViewMut2::from_shape(
-                    (rows, 2 * m),
-                    real_view_mut(u.as_slice_mut().expect("contiguous")),
-                )
-                .expect("interleaved view");
-                linalg::matmul(u_real, false, 1.0, s, Op::Plain, vt_real, Op::Plain);
-                for (r, ys) in yb.iter_mut().enumerate() {
-                    let visible: Complex64 = s.row(r).iter().zip(v_a).map(|(x, y)| y * *x).sum();
-                    let hidden: Complex64 = t
-                        .row(r)
-                        .iter()
-                        .zip(u.row(r))
-                        .zip(v_b)
-                        .map(|((tj, uj), bj)| tj * (uj + bj))
-                        .sum();
-                    *ys = (visible + hidden - offset) * scale;
-                }
+            .enumerate()
+            .for_each(|(b, (block, yb))| {
+                let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + yb.len();
+                block_apply(
+                    sigma.slice(s![rows.clone(), ..]),
+                    t.slice(s![rows, ..]),
+                    vt,
+                    &v[..n],
+                    &v[n..n + m],
+                    offset,
+                    scale,
+                    &mut block.u,
+                    yb,
+                );
             });
     }
 
-    /// `X† w`: with `R = diag(w) T̄`, the weights block is `(Σᵀ R)ᵀ`, the hidden block the column
-    /// sums of R, the visible block `Σᵀ w`; minus `⟨O⟩̄ Σ_s w_s`, times `1/√N_s`.
     fn apply_adjoint(&mut self, w: &[Complex64], out: &mut [Complex64]) {
-        let (n, m) = (self.n, self.m);
-        let w_sum: Complex64 = w.iter().sum();
-        // R = [diag(w) T̄ | w] (N_s × (M + 1)): one GEMM gives the weights and visible blocks.
-        let mut r = Array2::<Complex64>::zeros((self.n_local(), m + 1));
-        r.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .zip(self.t.axis_iter(Axis(0)).into_par_iter())
-            .zip(w.par_iter())
-            .for_each(|((mut row, t), &ws)| {
-                for (x, tj) in row.iter_mut().zip(t) {
-                    *x = ws * tj.conj();
-                }
-                row[m] = ws;
+        self.blocks_adjoint(w, true);
+        self.gather_adjoint(out);
+    }
+
+    /// One parallel pass: each block applies `X_b` and then `X_b†` to its own rows.
+    fn apply_normal(&mut self, v: &[Complex64], out: &mut [Complex64], _: &mut [Complex64]) {
+        let offset = self.prepare_apply(v);
+        let (n, m, scale) = (self.n, self.m, self.scale);
+        let (sigma, t, vt) = (&self.sigma, &self.t, &self.vt);
+        self.blocks
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(b, block)| {
+                let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + block.y.len();
+                let (sigma, t) = (sigma.slice(s![rows.clone(), ..]), t.slice(s![rows, ..]));
+                let mut y = std::mem::take(&mut block.y);
+                let v_b = &v[n..n + m];
+                block_apply(
+                    sigma,
+                    t,
+                    vt,
+                    &v[..n],
+                    v_b,
+                    offset,
+                    scale,
+                    &mut block.u,
+                    &mut y,
+                );
+                Self::block_adjoint(sigma, t, &y, true, block);
+                block.y = y;
             });
-        let q = sigma_transpose_times(&self.sigma, &r);
-        for i in 0..n {
-            out[i] = q[[i, m]];
-        }
-        let hidden = r.slice(s![.., ..m]).sum_axis(Axis(0));
-        out[n..n + m].copy_from_slice(hidden.as_slice().expect("contiguous"));
-        for j in 0..m {
-            for i in 0..n {
-                out[n + m + j * n + i] = q[[i, j]];
-            }
-        }
-        let means = self
-            .mean_a
-            .iter()
-            .chain(self.mean_b.iter())
-            .chain(self.mean_w.iter());
-        for (o, mk) in out.iter_mut().zip(means) {
-            *o = (*o - mk.conj() * w_sum) * self.scale;
-        }
+        self.gather_adjoint(out);
     }
 
     fn column_norms(&mut self, out: &mut [f64]) {
@@ -469,12 +605,16 @@ impl Jacobian for StructuredRbm {
 
     /// `K = X X†` from the factors of all processes: with `G = ΣΣᵀ + TT† + (ΣΣᵀ)∘(TT†)`, the
     /// uncentred `O O†`, the centred kernel is `K = (G − r 1ᵀ − 1 r† + ḡ 11ᵀ)/N_s` with `r` the
-    /// row means of G and `ḡ` their mean. Work `N_s²(N + M)`; communication: the factors,
+    /// row means of G and `ḡ` their mean; `r_s = O_s·⟨O⟩̄` comes from the factors in
+    /// O(N_s N M). Work `N_s²(N + M)/2` (lower triangles only); communication: the factors,
     /// `N_s (N + M)` numbers, summed into place.
-    fn structured_kernel(&self, comm: &dyn Communicator) -> Option<Array2<Complex64>> {
+    fn kernel_builder(&self, comm: &dyn Communicator) -> Option<KernelBuilder<'_>> {
         let (n, m, total) = (self.n, self.m, self.n_total);
         let (sigma, t) = if comm.size() == 1 {
-            (self.sigma.clone(), self.t.clone())
+            (
+                CowArray::from(self.sigma.view()),
+                CowArray::from(self.t.view()),
+            )
         } else {
             let mut sigma = Array2::<f64>::zeros((total, n));
             let mut t = Array2::<Complex64>::zeros((total, m));
@@ -483,66 +623,48 @@ impl Jacobian for StructuredRbm {
             t.slice_mut(s![rows, ..]).assign(&self.t);
             comm.sum_f64(sigma.as_slice_mut().expect("contiguous"));
             comm.sum_c64(t.as_slice_mut().expect("contiguous"));
-            (sigma, t)
+            (CowArray::from(sigma), CowArray::from(t))
         };
-        let mut g_sigma = Array2::<f64>::zeros((total, total));
-        linalg::matmul(
-            g_sigma.view_mut(),
-            false,
-            1.0,
-            sigma.view(),
-            Op::Plain,
-            sigma.view(),
-            Op::Transpose,
-        );
-        let mut g = Array2::<Complex64>::zeros((total, total));
-        linalg::matmul(
-            g.view_mut(),
-            false,
-            ONE,
-            t.view(),
-            Op::Plain,
-            t.view(),
-            Op::Adjoint,
-        );
-        g.zip_mut_with(&g_sigma, |gt, &gs| *gt = *gt * (1.0 + gs) + gs);
         let inv = 1.0 / total as f64;
-        if self.centering == Centering::Uncentred {
-            g.mapv_inplace(|k| k * inv);
-            return Some(g);
-        }
-        let r: Vec<Complex64> = g.rows().into_iter().map(|row| row.sum() * inv).collect();
+        // Row means of G (zero when uncentred: ⟨O⟩ is stored as zero then).
+        let mean_wt = Array2::from_shape_fn((n, m), |(i, j)| self.mean_w[[j, i]].conj());
+        let mean_a: Vec<Complex64> = self.mean_a.iter().map(|x| x.conj()).collect();
+        let mean_b: Vec<Complex64> = self.mean_b.iter().map(|x| x.conj()).collect();
+        let mut u = Array2::<Complex64>::zeros((total, m));
+        let mut r = vec![ZERO; total];
+        block_apply(
+            sigma.view(),
+            t.view(),
+            &mean_wt,
+            &mean_a,
+            &mean_b,
+            ZERO,
+            1.0,
+            &mut u,
+            &mut r,
+        );
         let grand: Complex64 = r.iter().sum::<Complex64>() * inv;
-        g.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(s, mut row)| {
-                for (sp, k) in row.iter_mut().enumerate() {
-                    *k = (*k - r[s] - r[sp].conj() + grand) * inv;
-                }
-            });
-        Some(g)
+        Some(Box::new(move || {
+            let mut g_sigma = Array2::<f64>::zeros((total, total));
+            linalg::gram_lower(g_sigma.view_mut(), sigma.view());
+            let mut k = Array2::<Complex64>::zeros((total, total));
+            linalg::gram_lower(k.view_mut(), t.view());
+            k.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .zip(g_sigma.axis_iter(Axis(0)).into_par_iter())
+                .enumerate()
+                .for_each(|(s, (mut row, gs_row))| {
+                    for (sp, (k, &gs)) in row.iter_mut().zip(gs_row).take(s + 1).enumerate() {
+                        *k = (*k * (1.0 + gs) + gs - r[s] - r[sp].conj() + grand) * inv;
+                    }
+                });
+            k
+        }))
     }
 
     fn representation(&self) -> &'static str {
         "structured RBM"
     }
-}
-
-/// `X X†` of a materialized Jacobian (single process), by one GEMM.
-pub fn materialized_kernel(x: &Materialized) -> Array2<Complex64> {
-    let ns = x.n_local();
-    let mut k = Array2::<Complex64>::zeros((ns, ns));
-    linalg::matmul(
-        k.view_mut(),
-        false,
-        ONE,
-        x.matrix().view(),
-        Op::Plain,
-        x.matrix().view(),
-        Op::Adjoint,
-    );
-    k
 }
 
 /// `X_local† X_local` (P × P) built from row blocks, so that no N_s × P matrix is needed.

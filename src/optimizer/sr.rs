@@ -12,7 +12,7 @@
 //! Every solver returns what it did ([`SolveInfo`]); the true relative residual
 //! `‖(S + shift)δ − F‖/‖F‖` is computed for all of them.
 
-use super::jacobian::{covariance, materialized_kernel, Jacobian, Materialized};
+use super::jacobian::{covariance, Jacobian};
 use crate::dist::Communicator;
 use crate::error::{Error, Result};
 use crate::linalg::{self, PsdMethod};
@@ -125,8 +125,9 @@ fn apply_shifted(
     scratch: &mut [Complex64],
     comm: &dyn Communicator,
 ) -> Vec<Complex64> {
-    x.apply(v, scratch);
-    let mut out = adjoint_product(x, scratch, comm);
+    let mut out = vec![ZERO; x.n_parameters()];
+    x.apply_normal(v, &mut out, scratch);
+    comm.sum_c64(&mut out);
     match shift {
         Shift::Additive(eps) => out.iter_mut().zip(v).for_each(|(o, v)| *o += v * eps),
         Shift::Multiplicative(eps) => out
@@ -315,27 +316,23 @@ impl SrSolver for Kernel {
             ));
         };
         let path = format!("sample ({})", x.representation());
-        let mut kernel = match x.structured_kernel(comm) {
-            Some(k) => k,
-            None if comm.size() == 1 => {
-                let mut rows = ndarray::Array2::zeros((x.n_local(), x.n_parameters()));
-                x.rows(0, rows.view_mut());
-                let n = rows.nrows();
-                materialized_kernel(&Materialized::from_parts(rows, 0, n))
+        let build = x.kernel_builder(comm).ok_or_else(|| {
+            Error::Input("optimizer.solver = \"sample\" with several MPI ranks needs a dense RBM (structured kernel); use \"cg\"".into())
+        })?;
+        let shifted = || {
+            let mut kernel = build();
+            for k in 0..kernel.nrows() {
+                kernel[[k, k]] += eps;
             }
-            None => {
-                return Err(Error::Input("optimizer.solver = \"sample\" with several MPI ranks needs a dense RBM (structured kernel); use \"cg\"".into()));
-            }
+            kernel
         };
         // The right-hand side of every process, in global row order.
         let total = x.n_total();
         let mut y_all = vec![ZERO; total];
         y_all[x.first_row()..x.first_row() + y.len()].copy_from_slice(y);
         comm.sum_c64(&mut y_all);
-        for k in 0..total {
-            kernel[[k, k]] += eps;
-        }
-        let (mut z, method) = linalg::solve_psd(kernel.view(), &y_all)?;
+        let (mut z, method) = linalg::solve_psd_in_place(shifted(), &y_all, shifted)?;
+        drop(build);
         // Every process continues from rank 0's bits.
         comm.broadcast_c64(&mut z);
         let local = &z[x.first_row()..x.first_row() + x.n_local()];
@@ -443,7 +440,8 @@ pub fn choose(size: &ProblemSize) -> AutoChoice {
         / r;
     let dense = 4.0 * (ns * p * p / r + p * p * p / 3.0);
     let sample = match size.rbm {
-        Some((n, m)) => ns * ns * (2.0 * n as f64 + 4.0 * m as f64) + 4.0 * ns * ns * ns / 3.0,
+        // Lower triangles of the two Gram matrices, then the complex Cholesky.
+        Some((n, m)) => ns * ns * (n as f64 / 2.0 + 2.0 * m as f64) + 4.0 * ns * ns * ns / 3.0,
         None => 4.0 * (ns * ns * p + ns * ns * ns / 3.0),
     };
     let fits = |dim: f64| dim * dim * 16.0 * 3.0 < size.memory as f64;
