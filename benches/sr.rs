@@ -164,12 +164,13 @@ fn steps(c: &mut Criterion) {
         let layer = rbm.dense_rbm_layer().unwrap();
         let mut structured = StructuredRbm::new(layer, &set, 0, ns, Centering::Centred, &Serial);
         let f = adjoint_product(&mut structured, &y, &Serial);
+        let kernel = Kernel::default();
         group.bench_function(
             BenchmarkId::new("structured sample (kernel + Cholesky)", &label),
             |b| {
                 b.iter(|| {
                     black_box(
-                        Kernel
+                        kernel
                             .solve(&mut structured, &f, &y, shift, &[], &Serial)
                             .unwrap(),
                     )

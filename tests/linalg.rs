@@ -111,7 +111,7 @@ fn sr_solves_on_odd_sizes_at_page_ends() {
             let shift = Shift::Additive(0.1);
             let (dense, info) = Dense.solve(&mut x, &f, y, shift, &[], &Serial).unwrap();
             assert!(info.residual < 1e-10, "{ns}×{p}: {info:?}");
-            for (name, solver) in [("cg", &cg as &dyn SrSolver), ("sample", &Kernel)] {
+            for (name, solver) in [("cg", &cg as &dyn SrSolver), ("sample", &Kernel::default())] {
                 let (delta, info) = solver.solve(&mut x, &f, y, shift, &[], &Serial).unwrap();
                 let diff: Vec<Complex64> = delta.iter().zip(&dense).map(|(a, b)| a - b).collect();
                 assert!(

@@ -170,9 +170,8 @@ impl Lanes {
     #[inline(always)]
     fn renormalize(&mut self, exponent: &mut [i64; LANES]) {
         for (l, e) in exponent.iter_mut().enumerate() {
-            let larger = self.re[l].abs().max(self.im[l].abs());
-            let k = (((larger.to_bits() >> 52) & 0x7ff) as i64 - 1023).clamp(-1022, 1022);
-            let scale = f64::from_bits(((1023 - k) as u64) << 52);
+            let k = binary_exponent(self.get(l));
+            let scale = inverse_power_of_two(k);
             self.re[l] *= scale;
             self.im[l] *= scale;
             *e += k;
@@ -225,22 +224,27 @@ impl RbmCache {
     }
 }
 
-/// Splits a nonzero complex number's scale into a power of two: returns k with
-/// `|z| 2^{−k}` of order one.
-#[inline]
-fn binary_exponent(z: Complex64) -> i32 {
-    let m = z.re.abs().max(z.im.abs());
-    ((m.to_bits() >> 52) & 0x7ff) as i32 - 1023
+/// The binary exponent k of the larger component of z, clamped to ±1022 so that `2^{−k}` is
+/// a normal number: `|z| 2^{−k}` is of order one (zero stays zero).
+#[inline(always)]
+fn binary_exponent(z: Complex64) -> i64 {
+    let larger = z.re.abs().max(z.im.abs());
+    (((larger.to_bits() >> 52) & 0x7ff) as i64 - 1023).clamp(-1022, 1022)
+}
+
+/// `2^{−k}` for |k| ≤ 1022, exactly, from its bits (no `powi`, whose call LLVM may hoist out of
+/// a branch).
+#[inline(always)]
+fn inverse_power_of_two(k: i64) -> f64 {
+    f64::from_bits(((1023 - k) as u64) << 52)
 }
 
 /// Multiplies `z` by a power of two so that its binary exponent is 0; adds the power to `exponent`.
 #[inline]
 fn renormalize(z: &mut Complex64, exponent: &mut i32) {
     let k = binary_exponent(*z);
-    if k.abs() > 64 {
-        *z *= f64::powi(2.0, -k);
-        *exponent += k;
-    }
+    *z *= inverse_power_of_two(k);
+    *exponent += k as i32;
 }
 
 /// Gaussian pair by Box–Muller.
@@ -515,7 +519,8 @@ impl Ansatz for Rbm {
 
     fn ratio(&self, sigma: &[i8], cache: &RbmCache, flips: &[usize]) -> Complex64 {
         let (product, exponent, visible) = self.ratio_parts(sigma, cache, flips);
-        product * f64::powi(2.0, exponent) * visible.exp()
+        // 2^exponent · e^visible as one exponential: no integer power.
+        product * (visible + f64::from(exponent) * std::f64::consts::LN_2).exp()
     }
 
     fn flip(&self, sigma: &mut [i8], cache: &mut RbmCache, flips: &[usize]) {

@@ -108,22 +108,11 @@ pub fn eigvalsh<T: Field>(a: ArrayView2<T>) -> Result<Vec<f64>, LinalgError> {
         })
 }
 
-/// The lower triangle of a row-major array holds `L` (the strict upper triangle is unused).
-pub struct CholeskyFactor<T> {
-    l: Array2<T>,
-}
-
-pub fn cholesky<T: Field>(a: ArrayView2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
-    cholesky_in_place(a.as_standard_layout().into_owned())
-}
-
-/// Factorizes `a` (lower triangle) in its own storage.
-pub fn cholesky_in_place<T: Field>(mut a: Array2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
+/// Factorizes `a = L L†` in place: L overwrites the lower triangle (standard layout; the strict
+/// upper triangle is neither read nor written).
+pub fn cholesky_in_place<T: Field>(mut a: ArrayViewMut2<T>) -> Result<(), LinalgError> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::cholesky::llt::factor;
-    if !a.is_standard_layout() {
-        a = a.as_standard_layout().into_owned();
-    }
     let n = a.nrows();
     let par = par(n * n * n / 3);
     let mut memory = MemBuffer::new(factor::cholesky_in_place_scratch::<T>(
@@ -131,28 +120,31 @@ pub fn cholesky_in_place<T: Field>(mut a: Array2<T>) -> Result<CholeskyFactor<T>
         par,
         Default::default(),
     ));
-    let view = MatMut::from_row_major_slice_mut(a.as_slice_mut().expect("standard layout"), n, n);
+    let slice = a
+        .as_slice_mut()
+        .expect("Cholesky in place: standard layout");
     factor::cholesky_in_place(
-        view,
+        MatMut::from_row_major_slice_mut(slice, n, n),
         Default::default(),
         par,
         MemStack::new(&mut memory),
         Default::default(),
     )
+    .map(|_| ())
     .map_err(|e| match e {
-        faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } => {
+        factor::LltError::NonPositivePivot { index } => {
             LinalgError::NotPositiveDefinite { pivot: index }
         }
-    })?;
-    Ok(CholeskyFactor { l: a })
+    })
 }
 
-pub fn cholesky_solve<T: Field>(factor: &CholeskyFactor<T>, b: &mut [T]) {
+/// Solves `L L† x = b` in place with the factor in the lower triangle of `l`.
+pub fn cholesky_solve<T: Field>(l: ArrayView2<T>, b: &mut [T]) {
     use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
     let n = b.len();
-    let l = MatRef::from_row_major_slice(factor.l.as_slice().expect("standard layout"), n, n);
+    let l = standard(&l);
     faer::linalg::cholesky::llt::solve::solve_in_place_with_conj(
-        l,
+        as_faer(&l),
         faer::Conj::No,
         MatMut::from_column_major_slice_mut(b, n, 1),
         par(n * n),

@@ -7,8 +7,7 @@ use super::{Field, LinalgError, Op};
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use ndarray_linalg::{
-    CholeskyFactorized, CholeskyInplace, Determinant, EigValsh, Eigh, FactorizeC, Solve, SolveC,
-    SVD, UPLO,
+    CholeskyFactorized, CholeskyInplace, Determinant, EigValsh, Eigh, Solve, SolveC, SVD, UPLO,
 };
 use num_complex::Complex64;
 
@@ -156,8 +155,14 @@ pub fn matmul<T: Field>(
     );
 }
 
+/// A column-major copy: LAPACK reads a row-major Hermitian matrix as its transpose, i.e. its
+/// complex conjugate, and would return conjugated eigenvectors.
+fn column_major<T: Field>(a: ArrayView2<T>) -> Array2<T> {
+    a.t().as_standard_layout().reversed_axes().into_owned()
+}
+
 pub fn eigh<T: Field>(a: ArrayView2<T>) -> Result<(Vec<f64>, Array2<T>), LinalgError> {
-    let (values, vectors) = a
+    let (values, vectors) = column_major(a)
         .eigh(UPLO::Lower)
         .map_err(|_| LinalgError::NoConvergence {
             operation: "Hermitian eigensolver",
@@ -173,33 +178,29 @@ pub fn eigvalsh<T: Field>(a: ArrayView2<T>) -> Result<Vec<f64>, LinalgError> {
         })
 }
 
-pub type CholeskyFactor<T> = ndarray_linalg::CholeskyFactorized<ndarray::OwnedRepr<T>>;
-
-pub fn cholesky<T: Field>(a: ArrayView2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
-    a.factorizec(UPLO::Lower)
+/// Factorizes `a = L L†` in place: L overwrites the lower triangle (LAPACK `potrf`; the strict
+/// upper triangle is set to zero).
+pub fn cholesky_in_place<T: Field>(mut a: ArrayViewMut2<T>) -> Result<(), LinalgError> {
+    a.cholesky_inplace(UPLO::Lower)
+        .map(|_| ())
         .map_err(|_| LinalgError::NotPositiveDefinite { pivot: 0 })
 }
 
-/// Factorizes `a` (lower triangle) in its own storage.
-pub fn cholesky_in_place<T: Field>(mut a: Array2<T>) -> Result<CholeskyFactor<T>, LinalgError> {
-    a.cholesky_inplace(UPLO::Lower)
-        .map_err(|_| LinalgError::NotPositiveDefinite { pivot: 0 })?;
-    Ok(CholeskyFactorized {
-        factor: a,
+/// Solves `L L† x = b` in place with the factor in the lower triangle of `l`.
+pub fn cholesky_solve<T: Field>(l: ArrayView2<T>, b: &mut [T]) {
+    let factor = CholeskyFactorized {
+        factor: l,
         uplo: UPLO::Lower,
-    })
+    };
+    let x = factor
+        .solvec(&ndarray::ArrayView1::from(&*b))
+        .expect("Cholesky solve with a factorized matrix");
+    b.copy_from_slice(x.as_slice().expect("contiguous"));
 }
 
 /// `c ← a a†` (this backend fills the whole matrix).
 pub fn gram_lower<T: Field>(c: ArrayViewMut2<T>, a: ArrayView2<T>) {
     matmul(c, false, T::ONE, a.view(), Op::Plain, a, Op::Adjoint);
-}
-
-pub fn cholesky_solve<T: Field>(factor: &CholeskyFactor<T>, b: &mut [T]) {
-    let x = factor
-        .solvec(&ndarray::ArrayView1::from(&*b))
-        .expect("Cholesky solve with a factorized matrix");
-    b.copy_from_slice(x.as_slice().expect("contiguous"));
 }
 
 pub fn lu_solve<T: Field>(a: ArrayView2<T>, b: &mut [T]) -> Result<(), LinalgError> {

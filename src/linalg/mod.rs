@@ -266,7 +266,7 @@ fn check_finite_lower<T: Field>(
 /// only the lower triangle is read.
 pub fn eigh<T: Field>(a: ArrayView2<T>) -> Result<(Vec<f64>, Array2<T>), LinalgError> {
     assert_eq!(a.nrows(), a.ncols(), "eigh: square matrix expected");
-    check_finite(&a, "Hermitian eigensolver")?;
+    check_finite_lower(&a, "Hermitian eigensolver")?;
     if a.nrows() == 0 {
         return Ok((vec![], Array2::zeros((0, 0))));
     }
@@ -285,7 +285,7 @@ pub fn gram_lower<T: Field>(c: ArrayViewMut2<T>, a: ArrayView2<T>) {
 /// Eigenvalues (ascending) of a Hermitian matrix; only the lower triangle is read.
 pub fn eigvalsh<T: Field>(a: ArrayView2<T>) -> Result<Vec<f64>, LinalgError> {
     assert_eq!(a.nrows(), a.ncols(), "eigvalsh: square matrix expected");
-    check_finite(&a, "Hermitian eigensolver")?;
+    check_finite_lower(&a, "Hermitian eigensolver")?;
     if a.nrows() == 0 {
         return Ok(vec![]);
     }
@@ -294,38 +294,40 @@ pub fn eigvalsh<T: Field>(a: ArrayView2<T>) -> Result<Vec<f64>, LinalgError> {
 
 /// The Cholesky factorization `A = L L†` of a Hermitian positive-definite matrix.
 pub struct Cholesky<T: Field> {
-    factor: backend::CholeskyFactor<T>,
-    dim: usize,
+    /// L in the lower triangle.
+    l: Array2<T>,
 }
 
 impl<T: Field> Cholesky<T> {
-    /// Factorizes `a` (only the lower triangle is read).
+    /// Factorizes a copy of `a` (only the lower triangle is read).
     pub fn new(a: ArrayView2<T>) -> Result<Self, LinalgError> {
-        assert_eq!(a.nrows(), a.ncols(), "Cholesky: square matrix expected");
-        check_finite(&a, "Cholesky")?;
-        Ok(Cholesky {
-            dim: a.nrows(),
-            factor: backend::cholesky(a)?,
-        })
-    }
-
-    /// Factorizes `a` (only the lower triangle is read) in its own storage: no copy of an
-    /// N × N matrix.
-    pub fn in_place(a: Array2<T>) -> Result<Self, LinalgError> {
-        assert_eq!(a.nrows(), a.ncols(), "Cholesky: square matrix expected");
-        check_finite_lower(&a.view(), "Cholesky")?;
-        Ok(Cholesky {
-            dim: a.nrows(),
-            factor: backend::cholesky_in_place(a)?,
-        })
+        let mut l = a.as_standard_layout().into_owned();
+        factor_in_place(l.view_mut())?;
+        Ok(Cholesky { l })
     }
 
     /// Solves `A x = b` in place (`b` becomes `x`).
     pub fn solve_in_place(&self, b: &mut [T]) {
-        assert_eq!(b.len(), self.dim, "Cholesky solve: right-hand side length");
-        if self.dim > 0 {
-            backend::cholesky_solve(&self.factor, b);
-        }
+        solve_factored(self.l.view(), b);
+    }
+}
+
+/// Factorizes `a = L L†` in its own storage (standard layout, only the lower triangle is read;
+/// L overwrites it).
+fn factor_in_place<T: Field>(a: ArrayViewMut2<T>) -> Result<(), LinalgError> {
+    assert_eq!(a.nrows(), a.ncols(), "Cholesky: square matrix expected");
+    check_finite_lower(&a.view(), "Cholesky")?;
+    if a.nrows() == 0 {
+        return Ok(());
+    }
+    backend::cholesky_in_place(a)
+}
+
+/// Solves `L L† x = b` in place with L in the lower triangle of `l`.
+fn solve_factored<T: Field>(l: ArrayView2<T>, b: &mut [T]) {
+    assert_eq!(b.len(), l.nrows(), "Cholesky solve: right-hand side length");
+    if !b.is_empty() {
+        backend::cholesky_solve(l, b);
     }
 }
 
@@ -381,28 +383,29 @@ pub const PSEUDO_INVERSE_CUTOFF: f64 = 1e-12;
 /// factorization fails or gives non-finite numbers, the eigenvalue pseudo-inverse
 /// `x = Σ_{λ_k > c·λ_max} v_k (v_k† b)/λ_k` with `c` = [`PSEUDO_INVERSE_CUTOFF`].
 pub fn solve_psd<T: Field>(a: ArrayView2<T>, b: &[T]) -> Result<(Vec<T>, PsdMethod), LinalgError> {
-    solve_psd_in_place(a.as_standard_layout().into_owned(), b, || {
-        a.as_standard_layout().into_owned()
-    })
+    let mut storage = a.as_standard_layout().into_owned();
+    solve_psd_in_place(&mut storage, b, |storage| storage.assign(&a))
 }
 
-/// [`solve_psd`] for a matrix the caller gives away: Cholesky factorizes it in its own storage
-/// (only the lower triangle is read), and `rebuild` forms it again for the pseudo-inverse when
-/// the factorization fails.
+/// [`solve_psd`] in the caller's storage: Cholesky factorizes `a` where it is (only its lower
+/// triangle is read; no N × N copy), and when the factorization fails `rebuild` fills `a` again
+/// for the pseudo-inverse. `a` holds the factor or the rebuilt matrix afterwards.
 pub fn solve_psd_in_place<T: Field>(
-    a: Array2<T>,
+    a: &mut Array2<T>,
     b: &[T],
-    rebuild: impl FnOnce() -> Array2<T>,
+    rebuild: impl FnOnce(&mut Array2<T>),
 ) -> Result<(Vec<T>, PsdMethod), LinalgError> {
-    if let Ok(cholesky) = Cholesky::in_place(a) {
+    if !a.is_standard_layout() {
+        *a = a.as_standard_layout().into_owned();
+    }
+    if factor_in_place(a.view_mut()).is_ok() {
         let mut x = b.to_vec();
-        cholesky.solve_in_place(&mut x);
+        solve_factored(a.view(), &mut x);
         if x.iter().all(|v| v.is_finite()) {
             return Ok((x, PsdMethod::Cholesky));
         }
     }
-    let a = rebuild();
-    check_finite_lower(&a.view(), "positive semi-definite solve")?;
+    rebuild(a);
     let (values, vectors) = eigh(a.view())?;
     let cutoff = PSEUDO_INVERSE_CUTOFF * values.iter().copied().fold(0.0, f64::max);
     let mut coefficients = vec![T::ZERO; b.len()];

@@ -22,9 +22,16 @@ use rayon::prelude::*;
 const ZERO: Complex64 = Complex64::new(0.0, 0.0);
 const ONE: Complex64 = Complex64::new(1.0, 0.0);
 
-/// Forms the lower triangle of the N_s × N_s kernel `X X†` (the strict upper triangle is zero
-/// or the mirror image).
-pub type KernelBuilder<'a> = Box<dyn Fn() -> Array2<Complex64> + 'a>;
+/// Writes the lower triangle of the N_s × N_s kernel `X X†` into the given array (reshaped when
+/// it has another size; the strict upper triangle is left alone or mirrored).
+pub type KernelBuilder<'a> = Box<dyn Fn(&mut Array2<Complex64>) + 'a>;
+
+/// Makes `a` an n × n array, keeping its storage when it has that shape already.
+fn square(a: &mut Array2<Complex64>, n: usize) {
+    if a.dim() != (n, n) {
+        *a = Array2::zeros((n, n));
+    }
+}
 
 /// Whether `⟨O⟩` is subtracted (SR always centres; the uncentred form is for tests and for
 /// estimators of `O O†` itself).
@@ -170,11 +177,9 @@ impl Jacobian for Materialized {
     }
     fn kernel_builder(&self, comm: &dyn Communicator) -> Option<KernelBuilder<'_>> {
         (comm.size() == 1).then(|| -> KernelBuilder<'_> {
-            Box::new(|| {
-                let ns = self.x.nrows();
-                let mut k = Array2::<Complex64>::zeros((ns, ns));
+            Box::new(|k: &mut Array2<Complex64>| {
+                square(k, self.x.nrows());
                 linalg::gram_lower(k.view_mut(), self.x.view());
-                k
             })
         })
     }
@@ -606,7 +611,8 @@ impl Jacobian for StructuredRbm {
     /// `K = X X†` from the factors of all processes: with `G = ΣΣᵀ + TT† + (ΣΣᵀ)∘(TT†)`, the
     /// uncentred `O O†`, the centred kernel is `K = (G − r 1ᵀ − 1 r† + ḡ 11ᵀ)/N_s` with `r` the
     /// row means of G and `ḡ` their mean; `r_s = O_s·⟨O⟩̄` comes from the factors in
-    /// O(N_s N M). Work `N_s²(N + M)/2` (lower triangles only); communication: the factors,
+    /// O(N_s N M), `ΣΣᵀ` from bit counts. Work `N_s² M/2` complex multiply-adds (the lower
+    /// triangle of TT†) plus `N_s²/2` bit counts; communication: the factors,
     /// `N_s (N + M)` numbers, summed into place.
     fn kernel_builder(&self, comm: &dyn Communicator) -> Option<KernelBuilder<'_>> {
         let (n, m, total) = (self.n, self.m, self.n_total);
@@ -644,21 +650,40 @@ impl Jacobian for StructuredRbm {
             &mut r,
         );
         let grand: Complex64 = r.iter().sum::<Complex64>() * inv;
-        Some(Box::new(move || {
-            let mut g_sigma = Array2::<f64>::zeros((total, total));
-            linalg::gram_lower(g_sigma.view_mut(), sigma.view());
-            let mut k = Array2::<Complex64>::zeros((total, total));
+        // Spins as bits (1 for σ = −1): σ_s·σ_s' = N − 2 popcount(b_s ⊕ b_s'), so the Gram
+        // matrix of Σ is never stored.
+        let words = n.div_ceil(64).max(1);
+        let mut bits = vec![0u64; total * words];
+        for (row, spins) in bits.chunks_mut(words).zip(sigma.rows()) {
+            for (i, &x) in spins.iter().enumerate() {
+                if x < 0.0 {
+                    row[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        Some(Box::new(move |k: &mut Array2<Complex64>| {
+            square(k, total);
             linalg::gram_lower(k.view_mut(), t.view());
             k.axis_iter_mut(Axis(0))
                 .into_par_iter()
-                .zip(g_sigma.axis_iter(Axis(0)).into_par_iter())
                 .enumerate()
-                .for_each(|(s, (mut row, gs_row))| {
-                    for (sp, (k, &gs)) in row.iter_mut().zip(gs_row).take(s + 1).enumerate() {
+                .for_each(|(s, mut row)| {
+                    let bits_s = &bits[s * words..(s + 1) * words];
+                    for ((sp, k), bits_sp) in row
+                        .iter_mut()
+                        .enumerate()
+                        .zip(bits.chunks(words))
+                        .take(s + 1)
+                    {
+                        let differ: u32 = bits_s
+                            .iter()
+                            .zip(bits_sp)
+                            .map(|(a, b)| (a ^ b).count_ones())
+                            .sum();
+                        let gs = n as f64 - 2.0 * f64::from(differ);
                         *k = (*k * (1.0 + gs) + gs - r[s] - r[sp].conj() + grand) * inv;
                     }
                 });
-            k
         }))
     }
 

@@ -375,7 +375,7 @@ pub struct Optimizer {
 fn sr_solver(kind: SolverKind, s: &SrSpec) -> Box<dyn SrSolver> {
     match kind {
         SolverKind::Dense => Box::new(sr::Dense),
-        SolverKind::Sample => Box::new(sr::Kernel),
+        SolverKind::Sample => Box::new(sr::Kernel::default()),
         SolverKind::Cg | SolverKind::Auto => Box::new(sr::ConjugateGradient {
             tolerance: s.cg_tolerance,
             max_iterations: s.cg_max_iterations,

@@ -297,8 +297,12 @@ impl SrSolver for ConjugateGradient {
     }
 }
 
-/// The push-through identity with the N_s × N_s kernel.
-pub struct Kernel;
+/// The push-through identity with the N_s × N_s kernel, formed and factorized in a buffer kept
+/// from one step to the next (16 N_s² bytes).
+#[derive(Default)]
+pub struct Kernel {
+    buffer: std::sync::Mutex<ndarray::Array2<Complex64>>,
+}
 
 impl SrSolver for Kernel {
     fn solve(
@@ -319,19 +323,22 @@ impl SrSolver for Kernel {
         let build = x.kernel_builder(comm).ok_or_else(|| {
             Error::Input("optimizer.solver = \"sample\" with several MPI ranks needs a dense RBM (structured kernel); use \"cg\"".into())
         })?;
-        let shifted = || {
-            let mut kernel = build();
+        let shifted = |kernel: &mut ndarray::Array2<Complex64>| {
+            build(kernel);
             for k in 0..kernel.nrows() {
                 kernel[[k, k]] += eps;
             }
-            kernel
         };
         // The right-hand side of every process, in global row order.
         let total = x.n_total();
         let mut y_all = vec![ZERO; total];
         y_all[x.first_row()..x.first_row() + y.len()].copy_from_slice(y);
         comm.sum_c64(&mut y_all);
-        let (mut z, method) = linalg::solve_psd_in_place(shifted(), &y_all, shifted)?;
+        let (mut z, method) = {
+            let mut kernel = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            shifted(&mut kernel);
+            linalg::solve_psd_in_place(&mut kernel, &y_all, shifted)?
+        };
         drop(build);
         // Every process continues from rank 0's bits.
         comm.broadcast_c64(&mut z);
@@ -375,8 +382,9 @@ pub struct ProblemSize {
 }
 
 /// How much slower than the Cholesky's GEMM updates the CG iteration runs per multiply-add
-/// (skinny products and vector updates; measured 22 vs 59 G multiply-adds/s on 2 Xeon cores
-/// at (N, M, N_s) = (36, 108, 2000), see benches/README.md).
+/// (skinny products and vector updates; criterion on 2 Xeon cores, 2026-11-28: 27 vs 72 G
+/// multiply-adds/s at (N, M, N_s) = (36, 108, 2000); in the L = 36 run with 1008 samples the
+/// measured break-even is ~44 CG iterations, this model gives 41).
 const CG_EFFICIENCY_PENALTY: f64 = 2.5;
 
 /// What `auto` decided.
@@ -440,8 +448,8 @@ pub fn choose(size: &ProblemSize) -> AutoChoice {
         / r;
     let dense = 4.0 * (ns * p * p / r + p * p * p / 3.0);
     let sample = match size.rbm {
-        // Lower triangles of the two Gram matrices, then the complex Cholesky.
-        Some((n, m)) => ns * ns * (n as f64 / 2.0 + 2.0 * m as f64) + 4.0 * ns * ns * ns / 3.0,
+        // The lower triangle of TT†, then the complex Cholesky.
+        Some((_, m)) => 2.0 * ns * ns * m as f64 + 4.0 * ns * ns * ns / 3.0,
         None => 4.0 * (ns * ns * p + ns * ns * ns / 3.0),
     };
     let fits = |dim: f64| dim * dim * 16.0 * 3.0 < size.memory as f64;
