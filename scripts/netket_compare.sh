@@ -42,14 +42,18 @@ vmc)
         set -- $case
         nk=$("$venv/bin/python" -W ignore scripts/netket_compare.py vmc "$1" "$2" "$3" 20 2>/dev/null)
         line="L=$1 $3 alpha=$2: NetKet (SR, CG) $(json "$nk" seconds_per_iteration) s/iteration"
-        # nqs with the same CG (tolerance 1e-5) and with its automatic SR solver.
+        # nqs with the same CG (tolerance 1e-5) and with its automatic SR solver; NetKet's
+        # Heisenberg operator applies the Marshall sign rule on bipartite lattices, so nqs does too.
         for solver in cg auto; do
-            printf '[lattice]\nkind = "chain"\nlength = %s\n[model]\nkind = "heisenberg"\ntotal_sz = 0\n[ansatz]\nkind = "%s"\nalpha = %s\n[sampler]\nkind = "exchange"\nchains = 16\nsamples = 1008\n[optimizer]\nkind = "sr"\nsolver = "%s"\nlearning_rate = 0.01\ndiag_shift = 0.01\niterations = 50\ncg_tolerance = 1e-5\n' "$1" "$3" "$2" "$solver" > "$model"
-            ours=$(./target/release/nqs --threads "$threads" --json run "$model" --no-reference --force --output "$(mktemp -u --suffix=.h5)" 2>/dev/null)
+            printf '[lattice]\nkind = "chain"\nlength = %s\n[model]\nkind = "heisenberg"\nmarshall_sign = true\ntotal_sz = 0\n[ansatz]\nkind = "%s"\nalpha = %s\n[sampler]\nkind = "exchange"\nchains = 16\nsamples = 1008\n[optimizer]\nkind = "sr"\nsolver = "%s"\nlearning_rate = 0.01\ndiag_shift = 0.01\niterations = 50\ncg_tolerance = 1e-5\n' "$1" "$3" "$2" "$solver" > "$model"
+            if ! ours=$(./target/release/nqs --threads "$threads" --json run "$model" --no-reference --force --output "$(mktemp -u --suffix=.h5)" 2>/dev/null); then
+                line="$line | nqs $solver: the run failed (rerun the model file to see why)"
+                continue
+            fi
             t_ours=$(json "$ours" time_per_iteration_s)
-            line="$line | nqs $solver $t_ours s ($(ratio "$(json "$nk" seconds_per_iteration)" "$t_ours")x)"
+            line="$line | nqs $solver $t_ours s ($(ratio "$(json "$nk" seconds_per_iteration)" "$t_ours")x, E $(json "$ours" "round(energy['mean'], 3)"))"
         done
-        echo "$line ($(json "$ours" n_parameters) parameters)"
+        echo "$line | NetKet E $(json "$nk" "round(energy, 3)")"
     done
     ;;
 *)

@@ -162,11 +162,12 @@ fn column_major<T: Field>(a: ArrayView2<T>) -> Array2<T> {
 }
 
 pub fn eigh<T: Field>(a: ArrayView2<T>) -> Result<(Vec<f64>, Array2<T>), LinalgError> {
-    let (values, vectors) = column_major(a)
-        .eigh(UPLO::Lower)
-        .map_err(|_| LinalgError::NoConvergence {
-            operation: "Hermitian eigensolver",
-        })?;
+    let (values, vectors) =
+        column_major(a)
+            .eigh(UPLO::Lower)
+            .map_err(|_| LinalgError::NoConvergence {
+                operation: "Hermitian eigensolver",
+            })?;
     Ok((values.to_vec(), vectors))
 }
 

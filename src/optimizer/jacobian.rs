@@ -209,13 +209,16 @@ fn real_view_mut(z: &mut Array2<Complex64>) -> ArrayViewMut2<'_, f64> {
 /// X of a dense RBM from its factors: spins Σ (N_s × N, real ±1) and activations T (N_s × M).
 ///
 /// Σ is real, so every product with it is a real GEMM on the interleaved view of a complex
-/// matrix: half the flops of a complex GEMM. Products run over fixed blocks of
-/// [`SAMPLE_BLOCK`] rows in parallel, each with its own scratch (allocated once per SR step),
-/// and block results are added in block order.
+/// matrix: half the flops of a complex GEMM. Σ is stored with a column of ones, `Σ₁ = [Σ | 1]`,
+/// so the bias blocks ride along in the same GEMMs: `Σ₁ V₁` with `V₁ = [[V_Wᵀ, v_a], [v_bᵀ, 0]]`
+/// gives `u + 1 v_bᵀ` and `Σ v_a` at once, and `Σ₁ᵀ R` also gives the column sums of R.
+/// Products run over fixed blocks of [`SAMPLE_BLOCK`] rows in parallel, each with its own
+/// scratch (allocated once per SR step), and block results are added in block order.
 pub struct StructuredRbm {
     n: usize,
     m: usize,
-    sigma: Array2<f64>,
+    /// `Σ₁ = [Σ | 1]` (N_s × (N + 1)).
+    spins: Array2<f64>,
     t: Array2<Complex64>,
     /// ⟨O⟩ over all processes: visible (N), hidden (M), weights (M × N).
     mean_a: Array1<Complex64>,
@@ -226,74 +229,105 @@ pub struct StructuredRbm {
     scale: f64,
     first_row: usize,
     n_total: usize,
-    /// `V_Wᵀ` (N × M) of the vector being applied.
-    vt: Array2<Complex64>,
+    /// `V₁` ((N + 1) × (M + 1)) of the vector being applied.
+    v1: Array2<Complex64>,
     blocks: Vec<BlockScratch>,
 }
 
 /// Scratch of one block of rows.
 struct BlockScratch {
-    /// `Σ_b V_Wᵀ` (rows × M).
+    /// `Σ₁ V₁` (rows × (M + 1)).
     u: Array2<Complex64>,
     /// `X_b v` (rows).
     y: Vec<Complex64>,
     /// `R = [diag(w) T̄_b | w]` (rows × (M + 1)).
     r: Array2<Complex64>,
-    /// `Σ_bᵀ R` (N × (M + 1)): the weights and visible blocks of `X_b† w`.
+    /// `Σ₁ᵀ R` ((N + 1) × (M + 1)): weights `[..N, ..M]`, visible `[..N, M]`, hidden `[N, ..M]`
+    /// and `Σ_s w_s` at `[N, M]`.
     q: Array2<Complex64>,
-    /// Column sums of R: the hidden block and `Σ_s w_s`.
-    r_sums: Vec<Complex64>,
 }
 
-/// `Σᵀ R` of real Σ (rows × N) and complex R (rows × K) into `q` (N × K), as one real GEMM on
-/// the interleaved views.
-fn sigma_transpose_times(sigma: ArrayView2<f64>, r: &Array2<Complex64>, q: &mut Array2<Complex64>) {
-    linalg::matmul(
-        real_view_mut(q),
-        false,
-        1.0,
-        sigma,
-        Op::Transpose,
-        real_view(r),
-        Op::Plain,
-    );
+/// `Σ_j a_j b_j` with four independent partial sums per component (so it vectorizes without
+/// reassociating one sum).
+fn dot(a: &[Complex64], b: &[Complex64]) -> Complex64 {
+    let (mut re, mut im) = ([0.0f64; 4], [0.0f64; 4]);
+    let chunks = a.len() / 4;
+    for c in 0..chunks {
+        for l in 0..4 {
+            let (x, y) = (a[4 * c + l], b[4 * c + l]);
+            re[l] += x.re * y.re - x.im * y.im;
+            im[l] += x.re * y.im + x.im * y.re;
+        }
+    }
+    let tail: Complex64 = a[4 * chunks..]
+        .iter()
+        .zip(&b[4 * chunks..])
+        .map(|(x, y)| x * y)
+        .sum();
+    Complex64::new(re.iter().sum(), im.iter().sum()) + tail
 }
 
-/// `y = X_b v` of a block of rows: `(σ_s·v_a + Σ_j t_sj (v_bj + u_sj) − offset)·scale` with
-/// `u = Σ_b V_Wᵀ` (a real GEMM on the interleaved view; `u` is scratch, rows × M) and `vt` =
-/// `V_Wᵀ` (N × M).
-#[allow(clippy::too_many_arguments)]
+/// `y = X_b v` of a block of rows: `(Σ_j t_sj u_sj + u_sM − offset)·scale` with `u = Σ₁ V₁`
+/// (a real GEMM on the interleaved view; `u` is scratch, rows × (M + 1)).
 fn block_apply(
-    sigma: ArrayView2<f64>,
+    spins: ArrayView2<f64>,
     t: ArrayView2<Complex64>,
-    vt: &Array2<Complex64>,
-    v_a: &[Complex64],
-    v_b: &[Complex64],
-    offset: Complex64,
-    scale: f64,
+    v1: &Array2<Complex64>,
+    (offset, scale): (Complex64, f64),
     u: &mut Array2<Complex64>,
     y: &mut [Complex64],
 ) {
+    let m = t.ncols();
     linalg::matmul(
         real_view_mut(u),
         false,
         1.0,
-        sigma,
+        spins,
         Op::Plain,
-        real_view(vt),
+        real_view(v1),
         Op::Plain,
     );
-    for (r, ys) in y.iter_mut().enumerate() {
-        let visible: Complex64 = sigma.row(r).iter().zip(v_a).map(|(x, y)| y * *x).sum();
-        let hidden: Complex64 = t
-            .row(r)
-            .iter()
-            .zip(u.row(r))
-            .zip(v_b)
-            .map(|((tj, uj), bj)| tj * (uj + bj))
-            .sum();
-        *ys = (visible + hidden - offset) * scale;
+    for ((ys, t), u) in y.iter_mut().zip(t.rows()).zip(u.rows()) {
+        let (t, u) = (
+            t.to_slice().expect("row-major"),
+            u.to_slice().expect("row-major"),
+        );
+        *ys = (dot(t, &u[..m]) + u[m] - offset) * scale;
     }
+}
+
+/// `R = [diag(w) T̄_b | w]` (T instead of T̄ with `conjugate = false`) and `q = Σ₁ᵀ R` of a block
+/// of rows.
+fn block_adjoint(
+    spins: ArrayView2<f64>,
+    t: ArrayView2<Complex64>,
+    w: &[Complex64],
+    conjugate: bool,
+    r: &mut Array2<Complex64>,
+    q: &mut Array2<Complex64>,
+) {
+    let m = t.ncols();
+    for ((mut row, t), &ws) in r.rows_mut().into_iter().zip(t.rows()).zip(w) {
+        let (row, t) = (
+            row.as_slice_mut().expect("row-major"),
+            t.to_slice().expect("row-major"),
+        );
+        let sign = if conjugate { -1.0 } else { 1.0 };
+        for (x, tj) in row[..m].iter_mut().zip(t) {
+            let tj = Complex64::new(tj.re, sign * tj.im);
+            *x = ws * tj;
+        }
+        row[m] = ws;
+    }
+    linalg::matmul(
+        real_view_mut(q),
+        false,
+        1.0,
+        spins,
+        Op::Transpose,
+        real_view(r),
+        Op::Plain,
+    );
 }
 
 impl StructuredRbm {
@@ -307,7 +341,12 @@ impl StructuredRbm {
         comm: &dyn Communicator,
     ) -> Self {
         let (ns, n, m) = (samples.len(), samples.n_sites, layer.n_hidden());
-        let sigma = Array2::from_shape_fn((ns, n), |(s, i)| f64::from(samples.configuration(s)[i]));
+        let spins = Array2::from_shape_fn((ns, n + 1), |(s, i)| {
+            samples
+                .configuration(s)
+                .get(i)
+                .map_or(1.0, |&x| f64::from(x))
+        });
         let mut t = Array2::<Complex64>::zeros((ns, m));
         t.axis_iter_mut(Axis(0))
             .into_par_iter()
@@ -319,18 +358,17 @@ impl StructuredRbm {
             .map(|b| {
                 let rows = SAMPLE_BLOCK.min(ns - b * SAMPLE_BLOCK);
                 BlockScratch {
-                    u: Array2::zeros((rows, m)),
+                    u: Array2::zeros((rows, m + 1)),
                     y: vec![ZERO; rows],
                     r: Array2::zeros((rows, m + 1)),
-                    q: Array2::zeros((n, m + 1)),
-                    r_sums: vec![ZERO; m + 1],
+                    q: Array2::zeros((n + 1, m + 1)),
                 }
             })
             .collect();
         let mut jacobian = StructuredRbm {
             n,
             m,
-            sigma,
+            spins,
             t,
             mean_a: Array1::zeros(n),
             mean_b: Array1::zeros(m),
@@ -339,17 +377,17 @@ impl StructuredRbm {
             scale: (1.0 / n_total as f64).sqrt(),
             first_row,
             n_total,
-            vt: Array2::zeros((n, m)),
+            v1: Array2::zeros((n + 1, m + 1)),
             blocks,
         };
-        // Σᵀ T (N × M) block by block (with R = [T | 1]); its transpose is Σ_s t_sj σ_si.
+        // Σ₁ᵀ [T | 1]: Σᵀ T (its transpose is Σ_s t_sj σ_si), Σᵀ 1 and the column sums of T.
         let ones = vec![ONE; ns];
         jacobian.blocks_adjoint(&ones, false);
         let q = jacobian.summed_q();
         jacobian.local_tw = Array2::from_shape_fn((m, n), |(j, i)| q[[i, j]]);
         // One reduction for all of ⟨O⟩: [Σσ, Σt, Σ t⊗σ].
         let mut sums: Vec<Complex64> = (0..n).map(|i| q[[i, m]]).collect();
-        sums.extend(jacobian.t.sum_axis(Axis(0)));
+        sums.extend((0..m).map(|j| q[[n, j]]));
         sums.extend(jacobian.local_tw.iter());
         comm.sum_c64(&mut sums);
         let keep = if centering == Centering::Centred {
@@ -382,91 +420,58 @@ impl StructuredRbm {
         a + b + w
     }
 
-    /// Prepares `vt = V_Wᵀ` and returns `⟨O⟩·v`.
+    /// Fills `V₁` from v and returns `⟨O⟩·v`.
     fn prepare_apply(&mut self, v: &[Complex64]) -> Complex64 {
-        let (n, m) = (self.n, self.m);
-        for j in 0..m {
-            for i in 0..n {
-                self.vt[[i, j]] = v[n + m + j * n + i];
-            }
-        }
+        fill_v1(&mut self.v1, self.n, self.m, v);
         self.mean_dot(v)
     }
 
-    /// `R = [diag(w) T̄_b | w]`, `q = Σ_bᵀ R` and the column sums of R for block b (with
-    /// `conjugate = false`, T instead of T̄: used once for `Σᵀ T`).
-    fn block_adjoint(
-        sigma: ArrayView2<f64>,
-        t: ArrayView2<Complex64>,
-        w: &[Complex64],
-        conjugate: bool,
-        block: &mut BlockScratch,
-    ) {
-        let m = t.ncols();
-        for ((mut row, t), &ws) in block.r.rows_mut().into_iter().zip(t.rows()).zip(w) {
-            for (x, tj) in row.iter_mut().zip(t) {
-                *x = ws * if conjugate { tj.conj() } else { *tj };
-            }
-            row[m] = ws;
-        }
-        block.r_sums.iter_mut().for_each(|x| *x = ZERO);
-        for row in block.r.rows() {
-            for (sum, x) in block.r_sums.iter_mut().zip(row) {
-                *sum += x;
-            }
-        }
-        sigma_transpose_times(sigma, &block.r, &mut block.q);
-    }
-
-    /// Runs `block_adjoint` on every block with its rows of `w` (or of each block's own `y`).
+    /// Runs [`block_adjoint`] on every block with its rows of `w`.
     fn blocks_adjoint(&mut self, w: &[Complex64], conjugate: bool) {
-        let (sigma, t) = (&self.sigma, &self.t);
+        let (spins, t) = (&self.spins, &self.t);
         self.blocks
             .par_iter_mut()
             .zip(w.par_chunks(SAMPLE_BLOCK))
             .enumerate()
             .for_each(|(b, (block, wb))| {
                 let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + wb.len();
-                Self::block_adjoint(
-                    sigma.slice(s![rows.clone(), ..]),
+                block_adjoint(
+                    spins.slice(s![rows.clone(), ..]),
                     t.slice(s![rows, ..]),
                     wb,
                     conjugate,
-                    block,
+                    &mut block.r,
+                    &mut block.q,
                 );
             });
     }
 
     /// `Σ_b q_b` in block order.
     fn summed_q(&self) -> Array2<Complex64> {
-        let mut q = Array2::<Complex64>::zeros((self.n, self.m + 1));
+        let mut q = Array2::<Complex64>::zeros((self.n + 1, self.m + 1));
         for block in &self.blocks {
             q += &block.q;
         }
         q
     }
 
-    /// `X† w` from the block results: weights `(Σᵀ R)ᵀ`, hidden the column sums of R, visible
-    /// `Σᵀ w`, minus `⟨O⟩̄ Σ_s w_s`, times `1/√N_s`.
+    /// `X† w` from the block results `q = Σ₁ᵀ R`: weights `q[i, j]`, visible `q[i, M]`, hidden
+    /// `q[N, j]`, minus `⟨O⟩̄ Σ_s w_s` (`Σ_s w_s = q[N, M]`), times `1/√N_s`.
     fn gather_adjoint(&self, out: &mut [Complex64]) {
         let (n, m) = (self.n, self.m);
-        out.iter_mut().for_each(|o| *o = ZERO);
-        let mut w_sum = ZERO;
-        for block in &self.blocks {
-            for (i, o) in out[..n].iter_mut().enumerate() {
-                *o += block.q[[i, m]];
-            }
-            for (o, x) in out[n..n + m].iter_mut().zip(&block.r_sums) {
-                *o += x;
-            }
-            w_sum += block.r_sums[m];
-            for j in 0..m {
-                let weights = &mut out[n + m + j * n..n + m + (j + 1) * n];
-                for (i, o) in weights.iter_mut().enumerate() {
-                    *o += block.q[[i, j]];
-                }
+        let q = self.summed_q();
+        for (i, o) in out[..n].iter_mut().enumerate() {
+            *o = q[[i, m]];
+        }
+        for (j, o) in out[n..n + m].iter_mut().enumerate() {
+            *o = q[[n, j]];
+        }
+        for (j, weights) in out[n + m..].chunks_mut(n).enumerate() {
+            for (i, o) in weights.iter_mut().enumerate() {
+                *o = q[[i, j]];
             }
         }
+        let w_sum = q[[n, m]];
         let means = self
             .mean_a
             .iter()
@@ -478,12 +483,26 @@ impl StructuredRbm {
     }
 }
 
+/// `V₁ = [[V_Wᵀ, v_a], [v_bᵀ, 0]]` ((N + 1) × (M + 1)) of a parameter-space vector v.
+fn fill_v1(v1: &mut Array2<Complex64>, n: usize, m: usize, v: &[Complex64]) {
+    for j in 0..m {
+        for i in 0..n {
+            v1[[i, j]] = v[n + m + j * n + i];
+        }
+        v1[[n, j]] = v[n + j];
+    }
+    for i in 0..n {
+        v1[[i, m]] = v[i];
+    }
+    v1[[n, m]] = ZERO;
+}
+
 impl Jacobian for StructuredRbm {
     fn n_parameters(&self) -> usize {
         self.n + self.m + self.n * self.m
     }
     fn n_local(&self) -> usize {
-        self.sigma.nrows()
+        self.spins.nrows()
     }
     fn first_row(&self) -> usize {
         self.first_row
@@ -493,26 +512,16 @@ impl Jacobian for StructuredRbm {
     }
 
     fn apply(&mut self, v: &[Complex64], y: &mut [Complex64]) {
-        let offset = self.prepare_apply(v);
-        let (n, m, scale) = (self.n, self.m, self.scale);
-        let (sigma, t, vt) = (&self.sigma, &self.t, &self.vt);
+        let factors = (self.prepare_apply(v), self.scale);
+        let (spins, t, v1) = (&self.spins, &self.t, &self.v1);
         self.blocks
             .par_iter_mut()
             .zip(y.par_chunks_mut(SAMPLE_BLOCK))
             .enumerate()
             .for_each(|(b, (block, yb))| {
                 let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + yb.len();
-                block_apply(
-                    sigma.slice(s![rows.clone(), ..]),
-                    t.slice(s![rows, ..]),
-                    vt,
-                    &v[..n],
-                    &v[n..n + m],
-                    offset,
-                    scale,
-                    &mut block.u,
-                    yb,
-                );
+                let (spins, t) = (spins.slice(s![rows.clone(), ..]), t.slice(s![rows, ..]));
+                block_apply(spins, t, v1, factors, &mut block.u, yb);
             });
     }
 
@@ -523,30 +532,16 @@ impl Jacobian for StructuredRbm {
 
     /// One parallel pass: each block applies `X_b` and then `X_b†` to its own rows.
     fn apply_normal(&mut self, v: &[Complex64], out: &mut [Complex64], _: &mut [Complex64]) {
-        let offset = self.prepare_apply(v);
-        let (n, m, scale) = (self.n, self.m, self.scale);
-        let (sigma, t, vt) = (&self.sigma, &self.t, &self.vt);
+        let factors = (self.prepare_apply(v), self.scale);
+        let (spins, t, v1) = (&self.spins, &self.t, &self.v1);
         self.blocks
             .par_iter_mut()
             .enumerate()
             .for_each(|(b, block)| {
                 let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + block.y.len();
-                let (sigma, t) = (sigma.slice(s![rows.clone(), ..]), t.slice(s![rows, ..]));
-                let mut y = std::mem::take(&mut block.y);
-                let v_b = &v[n..n + m];
-                block_apply(
-                    sigma,
-                    t,
-                    vt,
-                    &v[..n],
-                    v_b,
-                    offset,
-                    scale,
-                    &mut block.u,
-                    &mut y,
-                );
-                Self::block_adjoint(sigma, t, &y, true, block);
-                block.y = y;
+                let (spins, t) = (spins.slice(s![rows.clone(), ..]), t.slice(s![rows, ..]));
+                block_apply(spins, t, v1, factors, &mut block.u, &mut block.y);
+                block_adjoint(spins, t, &block.y, true, &mut block.r, &mut block.q);
             });
         self.gather_adjoint(out);
     }
@@ -558,7 +553,7 @@ impl Jacobian for StructuredRbm {
         for (i, o) in out[..n].iter_mut().enumerate() {
             let mean = self.mean_a[i];
             *o = self
-                .sigma
+                .spins
                 .column(i)
                 .iter()
                 .map(|&x| (mean - x).norm_sqr())
@@ -595,14 +590,14 @@ impl Jacobian for StructuredRbm {
         for (k, mut row) in out.axis_iter_mut(Axis(0)).enumerate() {
             let s = first + k;
             for i in 0..n {
-                row[i] = (Complex64::new(self.sigma[[s, i]], 0.0) - self.mean_a[i]) * self.scale;
+                row[i] = (Complex64::new(self.spins[[s, i]], 0.0) - self.mean_a[i]) * self.scale;
             }
             for j in 0..m {
                 let tj = self.t[[s, j]];
                 row[n + j] = (tj - self.mean_b[j]) * self.scale;
                 for i in 0..n {
                     row[n + m + j * n + i] =
-                        (tj * self.sigma[[s, i]] - self.mean_w[[j, i]]) * self.scale;
+                        (tj * self.spins[[s, i]] - self.mean_w[[j, i]]) * self.scale;
                 }
             }
         }
@@ -616,46 +611,39 @@ impl Jacobian for StructuredRbm {
     /// `N_s (N + M)` numbers, summed into place.
     fn kernel_builder(&self, comm: &dyn Communicator) -> Option<KernelBuilder<'_>> {
         let (n, m, total) = (self.n, self.m, self.n_total);
-        let (sigma, t) = if comm.size() == 1 {
+        let (spins, t) = if comm.size() == 1 {
             (
-                CowArray::from(self.sigma.view()),
+                CowArray::from(self.spins.view()),
                 CowArray::from(self.t.view()),
             )
         } else {
-            let mut sigma = Array2::<f64>::zeros((total, n));
+            let mut spins = Array2::<f64>::zeros((total, n + 1));
             let mut t = Array2::<Complex64>::zeros((total, m));
             let rows = self.first_row..self.first_row + self.n_local();
-            sigma.slice_mut(s![rows.clone(), ..]).assign(&self.sigma);
+            spins.slice_mut(s![rows.clone(), ..]).assign(&self.spins);
             t.slice_mut(s![rows, ..]).assign(&self.t);
-            comm.sum_f64(sigma.as_slice_mut().expect("contiguous"));
+            comm.sum_f64(spins.as_slice_mut().expect("contiguous"));
             comm.sum_c64(t.as_slice_mut().expect("contiguous"));
-            (CowArray::from(sigma), CowArray::from(t))
+            (CowArray::from(spins), CowArray::from(t))
         };
         let inv = 1.0 / total as f64;
-        // Row means of G (zero when uncentred: ⟨O⟩ is stored as zero then).
-        let mean_wt = Array2::from_shape_fn((n, m), |(i, j)| self.mean_w[[j, i]].conj());
-        let mean_a: Vec<Complex64> = self.mean_a.iter().map(|x| x.conj()).collect();
-        let mean_b: Vec<Complex64> = self.mean_b.iter().map(|x| x.conj()).collect();
-        let mut u = Array2::<Complex64>::zeros((total, m));
+        // Row means of G, r = O ⟨O⟩̄ (zero when uncentred: ⟨O⟩ is stored as zero then).
+        let mut mean = self.mean_a.to_vec();
+        mean.extend(self.mean_b.iter());
+        mean.extend(self.mean_w.iter());
+        mean.iter_mut().for_each(|x| *x = x.conj());
+        let mut v1 = Array2::zeros((n + 1, m + 1));
+        fill_v1(&mut v1, n, m, &mean);
+        let mut u = Array2::<Complex64>::zeros((total, m + 1));
         let mut r = vec![ZERO; total];
-        block_apply(
-            sigma.view(),
-            t.view(),
-            &mean_wt,
-            &mean_a,
-            &mean_b,
-            ZERO,
-            1.0,
-            &mut u,
-            &mut r,
-        );
+        block_apply(spins.view(), t.view(), &v1, (ZERO, 1.0), &mut u, &mut r);
         let grand: Complex64 = r.iter().sum::<Complex64>() * inv;
         // Spins as bits (1 for σ = −1): σ_s·σ_s' = N − 2 popcount(b_s ⊕ b_s'), so the Gram
         // matrix of Σ is never stored.
         let words = n.div_ceil(64).max(1);
         let mut bits = vec![0u64; total * words];
-        for (row, spins) in bits.chunks_mut(words).zip(sigma.rows()) {
-            for (i, &x) in spins.iter().enumerate() {
+        for (row, spins) in bits.chunks_mut(words).zip(spins.rows()) {
+            for (i, &x) in spins.iter().take(n).enumerate() {
                 if x < 0.0 {
                     row[i / 64] |= 1 << (i % 64);
                 }
