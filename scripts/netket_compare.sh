@@ -4,7 +4,9 @@
 #
 #   scripts/netket_compare.sh ed        # Lanczos ground state, Heisenberg chain L = 20, 22 (S^z = 0;
 #                                       # nqs in the whole sector and in its automatic sector)
-#   scripts/netket_compare.sh vmc       # seconds per VMC iteration: RBM α=2 at L=16, 24, α=3 at 36;
+#   scripts/netket_compare.sh vmc       # seconds per VMC iteration over a 50-iteration run (NetKet: mean
+#                                       # of iterations 6-50 after 5 for compilation; nqs: median of 50):
+#                                       # RBM α=2 at L=16, 24, α=3 at 36;
 #                                       # RBMSymm α=4 at L=24, 80 (1008 samples, 16 chains, SR+CG)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +42,7 @@ ed)
 vmc)
     for case in "16 2 rbm" "24 2 rbm" "36 3 rbm" "24 4 rbm_symm" "80 4 rbm_symm"; do
         set -- $case
-        nk=$("$venv/bin/python" -W ignore scripts/netket_compare.py vmc "$1" "$2" "$3" 20 2>/dev/null)
+        nk=$("$venv/bin/python" -W ignore scripts/netket_compare.py vmc "$1" "$2" "$3" 45 2>/dev/null)
         line="L=$1 $3 alpha=$2: NetKet (SR, CG) $(json "$nk" seconds_per_iteration) s/iteration"
         # nqs with the same CG (tolerance 1e-5) and with its automatic SR solver; NetKet's
         # Heisenberg operator applies the Marshall sign rule on bipartite lattices, so nqs does too.

@@ -232,6 +232,22 @@ fn projection(
             ));
         }
     }
+    let momentum: Option<Vec<usize>> = momentum.map(|m| m.iter().map(|&q| q as usize).collect());
+    let physical = Projection::new(lattice, momentum.as_deref(), inversion, &|_, _| 1.0);
+    if physical.sector_dimension(h.n_up) == Some(0.0) {
+        let key = if momentum.is_some() {
+            "ansatz.momentum"
+        } else {
+            "ansatz.spin_inversion"
+        };
+        let sz = h
+            .n_up
+            .map_or(String::new(), |k| format!(" with {k} up spins"));
+        return Err(Invalid::new(
+            key,
+            format!("this symmetry sector has no states{sz} on this lattice (its projected wavefunction would vanish); `nqs ed --symmetry` lists the sectors"),
+        ));
+    }
     // A reference state of the sector: the first n_up sites up.
     let up = h.n_up.unwrap_or(n / 2);
     let sigma: Vec<i8> = (0..n).map(|i| if i < up { 1 } else { -1 }).collect();
@@ -245,7 +261,6 @@ fn projection(
             rotation.sign(&image) * rotation.sign(&sigma)
         }
     };
-    let momentum: Option<Vec<usize>> = momentum.map(|m| m.iter().map(|&q| q as usize).collect());
     Ok(Some(Projection::new(
         lattice,
         momentum.as_deref(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{expect_input_error, nqs_json, write};
+use common::{expect_input_error, nqs, nqs_json, write};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -184,6 +184,26 @@ fn sector_keys_are_validated_before_anything_runs() {
         ],
         "total_sz = 0",
     );
+    // An empty sector: at L = 4, S^z = 0, k = π/2 holds one state, odd under spin inversion.
+    let small = write(dir.path(), "chain4.toml", &model(4));
+    let small = small.to_str().unwrap();
+    let sector = [
+        "--set",
+        "ansatz.momentum=1",
+        "--set",
+        "ansatz.spin_inversion=1",
+    ];
+    expect_input_error(&[&["run", small][..], &sector[..]].concat(), "no states");
+    expect_input_error(&["spectrum", small, "--spin-inversion", "1"], "no states");
+    let odd = [
+        "check",
+        small,
+        "--set",
+        "ansatz.momentum=1",
+        "--set",
+        "ansatz.spin_inversion=-1",
+    ];
+    assert_eq!(nqs(&odd).0, 0, "the odd k = π/2 sector is not empty");
     expect_input_error(&["spectrum", p, "--momenta", "0,9"], "--momenta");
     expect_input_error(&["spectrum", p, "--momenta", "1,2,1"], "twice");
     expect_input_error(&["spectrum", p, "--momenta", "1:2"], "--momenta");

@@ -93,6 +93,74 @@ impl Projection {
             inversion,
         }
     }
+
+    /// The number of states in this sector (with `n_up` up spins, or in the whole space), by
+    /// the character formula `dim = (1/|G|) Σ_g c_g tr(g)` — for the physical characters, i.e.
+    /// a projection built with `basis_sign = 1`. `tr(g)` counts the configurations g leaves
+    /// unchanged: uniform on every cycle of its permutation, or, with the spin flip,
+    /// alternating on cycles that all have even length. `None` when a count exceeds 2^52 (then
+    /// f64 cannot tell an empty sector from rounding; on such lattices no sector is empty).
+    ///
+    /// ```
+    /// use nqs::ansatz::Projection;
+    /// use nqs::lattice::{Boundary, Lattice};
+    /// // L = 4, S^z = 0: k = π/2 holds one state, and spin inversion maps it to −itself.
+    /// let chain = Lattice::chain(4, Boundary::Periodic);
+    /// let sector = |z| Projection::new(&chain, Some(&[1]), Some(z), &|_, _| 1.0);
+    /// assert_eq!(sector(-1).sector_dimension(Some(2)), Some(1.0));
+    /// assert_eq!(sector(1).sector_dimension(Some(2)), Some(0.0));
+    /// ```
+    pub fn sector_dimension(&self, n_up: Option<usize>) -> Option<f64> {
+        let mut sum = Complex64::new(0.0, 0.0);
+        for g in &self.elements {
+            let fixed = fixed_configurations(&g.perm, g.flip, n_up);
+            if fixed > (1u64 << 52) as f64 {
+                return None;
+            }
+            sum += g.coefficient * fixed;
+        }
+        Some((sum.re / self.elements.len() as f64).round())
+    }
+}
+
+/// The configurations (with `n_up` up spins, or all) that the permutation, followed by the
+/// global flip when `flip`, maps to themselves: a polynomial in the number of up spins, one
+/// factor per cycle — `1 + x^c` (all up or all down), or `2 x^{c/2}` with the flip (alternating,
+/// so c must be even).
+fn fixed_configurations(perm: &[usize], flip: bool, n_up: Option<usize>) -> f64 {
+    let n = perm.len();
+    let mut seen = vec![false; n];
+    let mut counts = vec![0.0; n + 1];
+    counts[0] = 1.0;
+    for start in 0..n {
+        let mut length = 0;
+        let mut site = start;
+        while !seen[site] {
+            seen[site] = true;
+            site = perm[site];
+            length += 1;
+        }
+        if length == 0 {
+            continue;
+        }
+        if flip && length % 2 == 1 {
+            return 0.0;
+        }
+        let mut next = vec![0.0; n + 1];
+        for (up, &count) in counts.iter().enumerate().filter(|(_, &c)| c != 0.0) {
+            if flip {
+                next[up + length / 2] += 2.0 * count;
+            } else {
+                next[up] += count;
+                next[up + length] += count;
+            }
+        }
+        counts = next;
+    }
+    match n_up {
+        Some(k) => counts.get(k).copied().unwrap_or(0.0),
+        None => counts.iter().sum(),
+    }
 }
 
 /// A dense RBM projected onto a symmetry sector (see the module documentation).

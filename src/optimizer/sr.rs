@@ -448,9 +448,9 @@ pub fn choose(size: &ProblemSize) -> AutoChoice {
         / r;
     let dense = 4.0 * (ns * p * p / r + p * p * p / 3.0);
     let sample = match size.rbm {
-        // The lower triangle of TT†, then the complex Cholesky.
+        // The lower triangle of TT† (of XX† when materialized), then the complex Cholesky.
         Some((_, m)) => 2.0 * ns * ns * m as f64 + 4.0 * ns * ns * ns / 3.0,
-        None => 4.0 * (ns * ns * p + ns * ns * ns / 3.0),
+        None => 2.0 * ns * ns * p + 4.0 * ns * ns * ns / 3.0,
     };
     let fits = |dim: f64| dim * dim * 16.0 * 3.0 < size.memory as f64;
     let mut direct: Option<(f64, SolverKind)> = None;

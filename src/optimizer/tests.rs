@@ -253,12 +253,12 @@ fn auto_starts_with_cg_and_changes_to_the_direct_solver_for_good() {
         "{}",
         huge.reason
     );
-    // The optimizer follows such a plan: 50 samples × 200 parameters break even at 10 CG
+    // The optimizer follows such a plan: 100 samples × 1000 parameters break even at 10 CG
     // iterations; a tight tolerance needs more. The cold first solve does not count; the
     // second (warm-started) one changes the plan.
     let size = sr::ProblemSize {
-        samples: 50,
-        parameters: 200,
+        samples: 100,
+        parameters: 1000,
         rbm: None,
         ..size
     };
@@ -273,9 +273,9 @@ fn auto_starts_with_cg_and_changes_to_the_direct_solver_for_good() {
         toml::from_str("kind = \"sr\"\nsolver = \"auto\"\ncg_tolerance = 1e-14").unwrap();
     let (optimizer, note) = Optimizer::new(&spec, &size);
     assert!(note.unwrap().contains("then sample"));
-    let o = ndarray::Array2::from_shape_vec((50, 200), random_vector(10_000, 3)).unwrap();
-    let y = random_vector(50, 4);
-    let mut x = Materialized::from_log_derivatives(o, 0, 50, Centering::Centred, &Serial);
+    let o = ndarray::Array2::from_shape_vec((100, 1000), random_vector(100_000, 3)).unwrap();
+    let y = random_vector(100, 4);
+    let mut x = Materialized::from_log_derivatives(o, 0, 100, Centering::Centred, &Serial);
     let cold = optimizer
         .step(&OptimizerState::default(), &mut x, &y, &Serial)
         .unwrap();
