@@ -203,7 +203,7 @@ fn lane_product(blocks: usize, mut factor: impl FnMut(usize) -> Lanes) -> (Compl
 }
 
 /// Per-chain cache: θ and the bounded pair (A, B) of every hidden unit, by blocks of
-/// [`LANES`] (padding units: θ = 0, A = B = 1/2).
+/// `LANES` = 8 (padding units: θ = 0, A = B = 1/2).
 #[derive(Clone, Debug, Default)]
 pub struct RbmCache {
     theta: Vec<Lanes>,
