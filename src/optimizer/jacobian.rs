@@ -232,6 +232,8 @@ pub struct StructuredRbm {
     /// `V₁` ((N + 1) × (M + 1)) of the vector being applied.
     v1: Array2<Complex64>,
     blocks: Vec<BlockScratch>,
+    /// `Σ_b q_b` ((N + 1) × (M + 1)).
+    q_sum: Array2<Complex64>,
 }
 
 /// Scratch of one block of rows.
@@ -379,11 +381,13 @@ impl StructuredRbm {
             n_total,
             v1: Array2::zeros((n + 1, m + 1)),
             blocks,
+            q_sum: Array2::zeros((n + 1, m + 1)),
         };
         // Σ₁ᵀ [T | 1]: Σᵀ T (its transpose is Σ_s t_sj σ_si), Σᵀ 1 and the column sums of T.
         let ones = vec![ONE; ns];
         jacobian.blocks_adjoint(&ones, false);
-        let q = jacobian.summed_q();
+        jacobian.sum_blocks();
+        let q = &jacobian.q_sum;
         jacobian.local_tw = Array2::from_shape_fn((m, n), |(j, i)| q[[i, j]]);
         // One reduction for all of ⟨O⟩: [Σσ, Σt, Σ t⊗σ].
         let mut sums: Vec<Complex64> = (0..n).map(|i| q[[i, m]]).collect();
@@ -446,20 +450,20 @@ impl StructuredRbm {
             });
     }
 
-    /// `Σ_b q_b` in block order.
-    fn summed_q(&self) -> Array2<Complex64> {
-        let mut q = Array2::<Complex64>::zeros((self.n + 1, self.m + 1));
+    /// `q_sum = Σ_b q_b` in block order.
+    fn sum_blocks(&mut self) {
+        self.q_sum.fill(ZERO);
         for block in &self.blocks {
-            q += &block.q;
+            self.q_sum += &block.q;
         }
-        q
     }
 
     /// `X† w` from the block results `q = Σ₁ᵀ R`: weights `q[i, j]`, visible `q[i, M]`, hidden
     /// `q[N, j]`, minus `⟨O⟩̄ Σ_s w_s` (`Σ_s w_s = q[N, M]`), times `1/√N_s`.
-    fn gather_adjoint(&self, out: &mut [Complex64]) {
+    fn gather_adjoint(&mut self, out: &mut [Complex64]) {
         let (n, m) = (self.n, self.m);
-        let q = self.summed_q();
+        self.sum_blocks();
+        let q = &self.q_sum;
         for (i, o) in out[..n].iter_mut().enumerate() {
             *o = q[[i, m]];
         }
