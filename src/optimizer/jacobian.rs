@@ -309,12 +309,12 @@ fn block_adjoint(
     q: &mut Array2<Complex64>,
 ) {
     let m = t.ncols();
+    let sign = if conjugate { -1.0 } else { 1.0 };
     for ((mut row, t), &ws) in r.rows_mut().into_iter().zip(t.rows()).zip(w) {
         let (row, t) = (
             row.as_slice_mut().expect("row-major"),
             t.to_slice().expect("row-major"),
         );
-        let sign = if conjugate { -1.0 } else { 1.0 };
         for (x, tj) in row[..m].iter_mut().zip(t) {
             let tj = Complex64::new(tj.re, sign * tj.im);
             *x = ws * tj;
@@ -424,6 +424,19 @@ impl StructuredRbm {
         a + b + w
     }
 
+    /// The factors `(Σ₁, T)` of block b, which holds `rows` samples.
+    fn block_factors(
+        &self,
+        b: usize,
+        rows: usize,
+    ) -> (ArrayView2<'_, f64>, ArrayView2<'_, Complex64>) {
+        let range = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + rows;
+        (
+            self.spins.slice(s![range.clone(), ..]),
+            self.t.slice(s![range, ..]),
+        )
+    }
+
     /// Fills `V₁` from v and returns `⟨O⟩·v`.
     fn prepare_apply(&mut self, v: &[Complex64]) -> Complex64 {
         fill_v1(&mut self.v1, self.n, self.m, v);
@@ -432,22 +445,16 @@ impl StructuredRbm {
 
     /// Runs [`block_adjoint`] on every block with its rows of `w`.
     fn blocks_adjoint(&mut self, w: &[Complex64], conjugate: bool) {
-        let (spins, t) = (&self.spins, &self.t);
-        self.blocks
+        let mut blocks = std::mem::take(&mut self.blocks);
+        blocks
             .par_iter_mut()
             .zip(w.par_chunks(SAMPLE_BLOCK))
             .enumerate()
             .for_each(|(b, (block, wb))| {
-                let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + wb.len();
-                block_adjoint(
-                    spins.slice(s![rows.clone(), ..]),
-                    t.slice(s![rows, ..]),
-                    wb,
-                    conjugate,
-                    &mut block.r,
-                    &mut block.q,
-                );
+                let (spins, t) = self.block_factors(b, wb.len());
+                block_adjoint(spins, t, wb, conjugate, &mut block.r, &mut block.q);
             });
+        self.blocks = blocks;
     }
 
     /// `q_sum = Σ_b q_b` in block order.
@@ -517,16 +524,16 @@ impl Jacobian for StructuredRbm {
 
     fn apply(&mut self, v: &[Complex64], y: &mut [Complex64]) {
         let factors = (self.prepare_apply(v), self.scale);
-        let (spins, t, v1) = (&self.spins, &self.t, &self.v1);
-        self.blocks
+        let mut blocks = std::mem::take(&mut self.blocks);
+        blocks
             .par_iter_mut()
             .zip(y.par_chunks_mut(SAMPLE_BLOCK))
             .enumerate()
             .for_each(|(b, (block, yb))| {
-                let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + yb.len();
-                let (spins, t) = (spins.slice(s![rows.clone(), ..]), t.slice(s![rows, ..]));
-                block_apply(spins, t, v1, factors, &mut block.u, yb);
+                let (spins, t) = self.block_factors(b, yb.len());
+                block_apply(spins, t, &self.v1, factors, &mut block.u, yb);
             });
+        self.blocks = blocks;
     }
 
     fn apply_adjoint(&mut self, w: &[Complex64], out: &mut [Complex64]) {
@@ -537,16 +544,13 @@ impl Jacobian for StructuredRbm {
     /// One parallel pass: each block applies `X_b` and then `X_b†` to its own rows.
     fn apply_normal(&mut self, v: &[Complex64], out: &mut [Complex64], _: &mut [Complex64]) {
         let factors = (self.prepare_apply(v), self.scale);
-        let (spins, t, v1) = (&self.spins, &self.t, &self.v1);
-        self.blocks
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(b, block)| {
-                let rows = b * SAMPLE_BLOCK..b * SAMPLE_BLOCK + block.y.len();
-                let (spins, t) = (spins.slice(s![rows.clone(), ..]), t.slice(s![rows, ..]));
-                block_apply(spins, t, v1, factors, &mut block.u, &mut block.y);
-                block_adjoint(spins, t, &block.y, true, &mut block.r, &mut block.q);
-            });
+        let mut blocks = std::mem::take(&mut self.blocks);
+        blocks.par_iter_mut().enumerate().for_each(|(b, block)| {
+            let (spins, t) = self.block_factors(b, block.y.len());
+            block_apply(spins, t, &self.v1, factors, &mut block.u, &mut block.y);
+            block_adjoint(spins, t, &block.y, true, &mut block.r, &mut block.q);
+        });
+        self.blocks = blocks;
         self.gather_adjoint(out);
     }
 
