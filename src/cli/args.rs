@@ -85,7 +85,8 @@ pub struct SpectrumArgs {
     /// Project every sector also onto this spin-inversion eigenvalue (±1; S^z = 0).
     #[arg(long, allow_hyphen_values = true, value_parser = parse_inversion)]
     pub spin_inversion: Option<i8>,
-    /// Summary file (default runs/<model>.spectrum.h5); each sector's run goes next to it
+    /// Summary file (default: `<stem>.spectrum.h5` next to the file `nqs run` would write, so
+    /// `run.output` and the `--set` suffix apply); each sector's run goes next to it
     /// (`STEM.k<m>.h5`).
     #[arg(long)]
     pub output: Option<PathBuf>,

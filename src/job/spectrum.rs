@@ -24,7 +24,7 @@ pub struct SpectrumJob {
     /// Momentum indices per sector; None = every momentum of the lattice.
     pub momenta: Option<Vec<Vec<usize>>>,
     pub spin_inversion: Option<i8>,
-    /// The summary file (default `runs/<model>.spectrum.h5`).
+    /// The summary file (default: next to the file `nqs run` would write, `<stem>.spectrum.h5`).
     pub output: Option<PathBuf>,
     pub force: bool,
     pub resume: bool,
@@ -97,6 +97,16 @@ pub fn sector_path(summary: &Path, momentum: &[usize], inversion: Option<i8>) ->
     summary.with_file_name(format!("{stem}.k{}{z}.h5", k.join("_")))
 }
 
+/// The default summary file next to where a plain run of the model would write:
+/// `<run output stem>.spectrum.h5` (so `run.output` and the suffix of `--set` overrides apply
+/// as they do for `nqs run`).
+fn summary_path(run_output: &Path) -> PathBuf {
+    let stem = run_output
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    run_output.with_file_name(format!("{stem}.spectrum.h5"))
+}
+
 /// The model of one sector: the file with `ansatz.momentum` (and `ansatz.spin_inversion`) set.
 fn sector_model(job: &SpectrumJob, momentum: &[usize]) -> Result<Model> {
     let mut overrides = job.overrides.clone();
@@ -132,13 +142,10 @@ pub fn run(
         .iter()
         .map(|k| sector_model(job, k))
         .collect::<Result<_>>()?;
-    let summary = job.output.clone().unwrap_or_else(|| {
-        let stem = job
-            .model
-            .file_stem()
-            .map_or("model".into(), |s| s.to_string_lossy().into_owned());
-        PathBuf::from("runs").join(format!("{stem}.spectrum.h5"))
-    });
+    let summary = job
+        .output
+        .clone()
+        .unwrap_or_else(|| summary_path(&run::output_path(&base, None)));
     if comm.is_root() {
         io::prepare_output(&summary, job.force || job.resume, "nqs spectrum --output")?;
     }
@@ -327,4 +334,38 @@ fn write_summary(model: &Model, report: &SpectrumReport) -> Result<()> {
     })?;
     file.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default summary sits where `nqs run` would write, so `run.output` and the suffix of
+    /// physics overrides apply (two `--set lattice.length` runs never share a file).
+    #[test]
+    fn the_default_summary_follows_the_run_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("chain.toml");
+        std::fs::write(
+            &model,
+            "[lattice]\nkind = \"chain\"\nlength = 8\n[model]\nkind = \"heisenberg\"\n",
+        )
+        .unwrap();
+        let summary = |overrides: &[&str]| {
+            let overrides: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
+            summary_path(&run::output_path(
+                &config::load(&model, &overrides).unwrap(),
+                None,
+            ))
+        };
+        assert_eq!(summary(&[]), PathBuf::from("runs/chain.spectrum.h5"));
+        assert_eq!(
+            summary(&["run.output=/data/k.h5"]),
+            PathBuf::from("/data/k.spectrum.h5")
+        );
+        assert_eq!(
+            summary(&["lattice.length=10"]),
+            PathBuf::from("runs/chain.length=10.spectrum.h5")
+        );
+    }
 }
