@@ -169,7 +169,7 @@ fn spectrum(
             cli::args::Momenta::All => None,
             cli::args::Momenta::List(list) => Some(list),
         },
-        spin_inversion: args.spin_inversion,
+        spin_inversions: args.spin_inversion.map_or(vec![], |z| z.0),
         output: args.output,
         force: args.force,
         resume: args.resume,

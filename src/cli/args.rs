@@ -82,9 +82,11 @@ pub struct SpectrumArgs {
     /// rectangular lattices).
     #[arg(long, default_value = "all", value_parser = parse_momenta)]
     pub momenta: Momenta,
-    /// Project every sector also onto this spin-inversion eigenvalue (±1; S^z = 0).
-    #[arg(long, allow_hyphen_values = true, value_parser = parse_inversion)]
-    pub spin_inversion: Option<i8>,
+    /// Project every momentum also onto spin inversion (S^z = 0): `+1`, `-1`, or `both` (two
+    /// sectors per momentum; the lowest singlet and triplet of a momentum can be nearly
+    /// degenerate, and a run without this projection can settle in the higher one).
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_inversions)]
+    pub spin_inversion: Option<Inversions>,
     /// Summary file (default: `<stem>.spectrum.h5` next to the file `nqs run` would write, so
     /// `run.output` and the `--set` suffix apply); each sector's run goes next to it
     /// (`STEM.k<m>.h5`).
@@ -326,6 +328,20 @@ pub fn parse_inversion(s: &str) -> std::result::Result<i8, String> {
             nqs::error::shorten(other)
         )),
     }
+}
+
+/// The spin-inversion eigenvalues of `nqs spectrum --spin-inversion`.
+#[derive(Clone, Debug)]
+pub struct Inversions(pub Vec<i8>);
+
+/// `--spin-inversion` of `nqs spectrum`: `+1`, `-1` or `both`.
+pub fn parse_inversions(s: &str) -> std::result::Result<Inversions, String> {
+    if s.trim() == "both" {
+        return Ok(Inversions(vec![1, -1]));
+    }
+    parse_inversion(s)
+        .map(|z| Inversions(vec![z]))
+        .map_err(|_| format!("expected +1, -1 or both, got {}", nqs::error::shorten(s)))
 }
 
 pub fn parse_positive(s: &str) -> std::result::Result<f64, String> {

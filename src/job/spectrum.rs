@@ -7,6 +7,7 @@
 //! (`STEM.k3.h5`, `STEM.k1_2.z-1.h5`): resumable, inspectable and measurable like any run. The
 //! summary file holds the table; a PNG shows the dispersion.
 
+use crate::ansatz::Projection;
 use crate::config::{self, Model};
 use crate::dist::Communicator;
 use crate::error::{Error, Result};
@@ -23,7 +24,9 @@ pub struct SpectrumJob {
     pub overrides: Vec<String>,
     /// Momentum indices per sector; None = every momentum of the lattice.
     pub momenta: Option<Vec<Vec<usize>>>,
-    pub spin_inversion: Option<i8>,
+    /// Spin-inversion eigenvalues each momentum is also projected on, one sector per value
+    /// (empty: no inversion projection).
+    pub spin_inversions: Vec<i8>,
     /// The summary file (default: next to the file `nqs run` would write, `<stem>.spectrum.h5`).
     pub output: Option<PathBuf>,
     pub force: bool,
@@ -108,7 +111,7 @@ fn summary_path(run_output: &Path) -> PathBuf {
 }
 
 /// The model of one sector: the file with `ansatz.momentum` (and `ansatz.spin_inversion`) set.
-fn sector_model(job: &SpectrumJob, momentum: &[usize]) -> Result<Model> {
+fn sector_model(job: &SpectrumJob, momentum: &[usize], inversion: Option<i8>) -> Result<Model> {
     let mut overrides = job.overrides.clone();
     let value = match momentum {
         [m] => m.to_string(),
@@ -121,7 +124,7 @@ fn sector_model(job: &SpectrumJob, momentum: &[usize]) -> Result<Model> {
         ),
     };
     overrides.push(format!("ansatz.momentum={value}"));
-    if let Some(z) = job.spin_inversion {
+    if let Some(z) = inversion {
         overrides.push(format!("ansatz.spin_inversion={z}"));
     }
     config::load(&job.model, &overrides)
@@ -136,11 +139,34 @@ pub fn run(
     on_sector: &mut dyn FnMut(&str),
 ) -> Result<SpectrumReport> {
     let base = config::load(&job.model, &job.overrides)?;
-    let momenta = sector_momenta(job, &base)?;
+    let inversions: Vec<Option<i8>> = if job.spin_inversions.is_empty() {
+        vec![None]
+    } else {
+        job.spin_inversions.iter().copied().map(Some).collect()
+    };
+    let mut sectors: Vec<(Vec<usize>, Option<i8>)> = sector_momenta(job, &base)?
+        .into_iter()
+        .flat_map(|k| inversions.iter().map(move |&z| (k.clone(), z)))
+        .collect();
+    if inversions.len() > 1 {
+        // `both`: a parity without states at this momentum (small lattices) is left out; a
+        // single chosen parity without states is an input error (from the sector's model).
+        sectors.retain(|(k, z)| {
+            let projection = Projection::new(&base.lattice, Some(k), *z, &|_, _| 1.0);
+            let empty = projection.sector_dimension(base.hamiltonian.n_up) == Some(0.0);
+            if empty {
+                on_sector(&format!(
+                    "sector k = {k:?}, z = {:+}: no states in this S^z sector, left out",
+                    z.unwrap_or(0)
+                ));
+            }
+            !empty
+        });
+    }
     // Every sector's model is checked before the first iteration of any.
-    let models: Vec<Model> = momenta
+    let models: Vec<Model> = sectors
         .iter()
-        .map(|k| sector_model(job, k))
+        .map(|(k, z)| sector_model(job, k, *z))
         .collect::<Result<_>>()?;
     let summary = job
         .output
@@ -159,14 +185,13 @@ pub fn run(
         n_sites: base.lattice.n_sites(),
         extent: base.lattice.extent().to_vec(),
     };
-    for (momentum, model) in momenta.iter().zip(&models) {
-        let output = sector_path(&summary, momentum, job.spin_inversion);
-        on_sector(&format!(
-            "sector k = {momentum:?}{}: {}",
-            job.spin_inversion
-                .map_or(String::new(), |z| format!(", z = {z:+}")),
-            output.display()
-        ));
+    for ((momentum, inversion), model) in sectors.iter().zip(&models) {
+        let output = sector_path(&summary, momentum, *inversion);
+        let label = format!(
+            "k = {momentum:?}{}",
+            inversion.map_or(String::new(), |z| format!(", z = {z:+}"))
+        );
+        on_sector(&format!("sector {label}: {}", output.display()));
         let options = RunOptions {
             output: Some(output),
             force: job.force,
@@ -177,10 +202,10 @@ pub fn run(
         let outcome = run::run(model, &options, comm, observers, stop)?;
         report
             .sectors
-            .push(result(momentum, job.spin_inversion, &outcome, model));
+            .push(result(momentum, *inversion, &outcome, model));
         if let RunStatus::Interrupted { iteration, during } = &outcome.status {
             report.interrupted = Some(format!(
-                "sector k = {momentum:?} stopped during {during} at iteration {iteration}; continue with --resume"
+                "sector {label} stopped during {during} at iteration {iteration}; continue with --resume"
             ));
             break;
         }
