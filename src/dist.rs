@@ -67,16 +67,24 @@ impl Communicator for Serial {
 /// Runs `f` on rank 0 only and gives every rank the outcome: rank 0 its own result, the others
 /// `Ok` or [`Error::OtherRank`] with rank 0's exit code (a collective call).
 pub fn on_root(comm: &dyn Communicator, f: impl FnOnce() -> Result<()>) -> Result<()> {
-    let result = if comm.is_root() { f() } else { Ok(()) };
-    let mut code = [result
+    agree(comm, if comm.is_root() { f() } else { Ok(()) })
+}
+
+/// Makes every rank's own `result` collective: a rank that failed returns its error, and when
+/// any rank failed the others return [`Error::OtherRank`] with the exit code of the lowest
+/// failing rank — so no rank goes on into a collective call that a failed rank never makes.
+/// A collective call, hence also a barrier.
+pub fn agree<T>(comm: &dyn Communicator, result: Result<T>) -> Result<T> {
+    let mut codes = vec![0u64; comm.size()];
+    codes[comm.rank()] = result
         .as_ref()
         .err()
-        .map_or(0, |e| u64::from(e.exit_code().max(1)))];
-    comm.sum_u64(&mut code);
-    match (result, code[0]) {
+        .map_or(0, |e| u64::from(e.exit_code().max(1)));
+    comm.sum_u64(&mut codes);
+    match (result, codes.iter().find(|&&c| c != 0)) {
         (Err(e), _) => Err(e),
-        (Ok(()), 0) => Ok(()),
-        (Ok(()), c) => Err(Error::OtherRank { code: c as u8 }),
+        (Ok(value), None) => Ok(value),
+        (Ok(_), Some(&code)) => Err(Error::OtherRank { code: code as u8 }),
     }
 }
 

@@ -14,7 +14,7 @@
 
 use crate::ansatz::{self, Ansatz, AnsatzVisitor};
 use crate::config::{self, Model};
-use crate::dist::{on_root, Communicator};
+use crate::dist::{agree, on_root, Communicator};
 use crate::error::{Error, Result};
 use crate::exact::{self, Reference};
 use crate::io::{
@@ -494,11 +494,23 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     let (lock, mut notes) = prepare(model, &output, options, comm, &state)?;
     let chains = model.config.sampler.chains;
     let n_samples = state.sampler.settings.samples_per_chain * chains;
-    let source = choose_source(&output, model, options, &mut notes)?;
+    // Every rank reads the stored run itself; all must have read it before rank 0 writes
+    // anything, and a rank that could not read stops all (else rank 0 would wait forever in
+    // the next collective call).
+    let read = choose_source(&output, model, options, &mut notes).and_then(|source| {
+        let resumed = match &source {
+            Source::Stored { path, finished } => Some(restore_stored(
+                path, *finished, model, &output, &mut state, &mut notes,
+            )?),
+            Source::Fresh => None,
+        };
+        Ok((source, resumed))
+    });
+    let (source, resumed) = agree(comm, read)?;
     note(observers, &header(model, &state, options, comm));
     let mut start_time = io::utc_now();
-    if let Source::Stored { path, finished } = &source {
-        match restore_stored(path, *finished, model, &output, &mut state, &mut notes)? {
+    if let Some(resumed) = resumed {
+        match resumed {
             Resumed::Continue { started } => start_time = started,
             Resumed::AlreadyFinished(stored) => {
                 for line in &notes {

@@ -162,6 +162,12 @@ pub fn run(
             }
             !empty
         });
+        if sectors.is_empty() {
+            return Err(Error::usage(
+                "--spin-inversion",
+                "no chosen momentum has states of either parity in this S^z sector",
+            ));
+        }
     }
     // Every sector's model is checked before the first iteration of any.
     let models: Vec<Model> = sectors
