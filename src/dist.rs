@@ -73,7 +73,8 @@ pub fn on_root(comm: &dyn Communicator, f: impl FnOnce() -> Result<()>) -> Resul
 /// Makes every rank's own `result` collective: a rank that failed returns its error, and when
 /// any rank failed the others return [`Error::OtherRank`] with the exit code of the lowest
 /// failing rank — so no rank goes on into a collective call that a failed rank never makes.
-/// A collective call, hence also a barrier.
+/// Only rank 0 reports errors, so when rank 0 did not fail, a failed rank prints its own
+/// message here (`error (rank r): …`). A collective call, hence also a barrier.
 pub fn agree<T>(comm: &dyn Communicator, result: Result<T>) -> Result<T> {
     let mut codes = vec![0u64; comm.size()];
     codes[comm.rank()] = result
@@ -81,6 +82,11 @@ pub fn agree<T>(comm: &dyn Communicator, result: Result<T>) -> Result<T> {
         .err()
         .map_or(0, |e| u64::from(e.exit_code().max(1)));
     comm.sum_u64(&mut codes);
+    if let Err(e) = &result {
+        if codes[0] == 0 {
+            crate::errln!("error (rank {}): {e}", comm.rank());
+        }
+    }
     match (result, codes.iter().find(|&&c| c != 0)) {
         (Err(e), _) => Err(e),
         (Ok(value), None) => Ok(value),
@@ -194,6 +200,56 @@ mod mpi_impl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One rank of a simulated job: `sum_u64` adds the other ranks' contributions, given.
+    struct OneRankOf {
+        rank: usize,
+        others: Vec<u64>,
+    }
+
+    impl Communicator for OneRankOf {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn size(&self) -> usize {
+            self.others.len()
+        }
+        fn sum_f64(&self, _: &mut [f64]) {}
+        fn sum_u64(&self, data: &mut [u64]) {
+            data.iter_mut().zip(&self.others).for_each(|(d, o)| *d += o);
+        }
+        fn broadcast_f64(&self, _: &mut [f64]) {}
+        fn barrier(&self) {}
+        fn abort(&self, message: &str, _: i32) -> ! {
+            panic!("abort: {message}")
+        }
+    }
+
+    /// Every rank learns that some rank failed, with the lowest failing rank's exit code, and
+    /// a failed rank keeps its own error.
+    #[test]
+    fn agree_stops_every_rank_when_one_fails() {
+        let input = || Err::<(), _>(Error::Input("bad".into()));
+        // Rank 0 of 3; rank 2 failed with an input error (2), rank 1 with a runtime error (1).
+        let rank0 = OneRankOf {
+            rank: 0,
+            others: vec![0, 1, 2],
+        };
+        assert!(matches!(
+            agree(&rank0, Ok(())),
+            Err(Error::OtherRank { code: 1 })
+        ));
+        // Rank 1 itself failed: its own error comes back.
+        let rank1 = OneRankOf {
+            rank: 1,
+            others: vec![0, 0, 0],
+        };
+        assert!(matches!(agree(&rank1, input()), Err(Error::Input(_))));
+        // Nobody failed: the value comes back on every rank.
+        assert_eq!(agree(&rank1, Ok(7)).unwrap(), 7);
+        assert_eq!(agree(&Serial, Ok(7)).unwrap(), 7);
+        assert!(matches!(agree(&Serial, input()), Err(Error::Input(_))));
+    }
 
     #[test]
     fn chain_ranges_partition_all_chains() {

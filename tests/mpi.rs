@@ -230,6 +230,53 @@ fn one_rank_failing_ends_the_job() {
     .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("fewer than the 2 MPI ranks"));
+    // A failure that only rank 0 sees (the spectrum summary exists already) ends every rank:
+    // before, rank 1 went on into the first sector's collectives and waited forever.
+    let m = model.to_string_lossy();
+    let summary = dir.path().join("S.h5");
+    let spectrum = [
+        "spectrum",
+        &m,
+        "--momenta",
+        "0",
+        "--set",
+        "optimizer.iterations=2",
+        "--set",
+        "run.observable_samples=16",
+        "--output",
+        &summary.to_string_lossy(),
+    ];
+    let first = output_within(mpirun(2, &spectrum), 120);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = output_within(mpirun(2, &spectrum), 60);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+}
+
+/// Runs `command` and returns its output, failing the test (after killing it) when it takes
+/// longer than `seconds`: a hang must not hang the suite.
+fn output_within(mut command: std::process::Command, seconds: u64) -> std::process::Output {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(seconds) {
+            // SIGTERM: mpirun passes it on to the ranks (SIGKILL would orphan them).
+            common::signal(child.id(), 15);
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = child.kill();
+            panic!("still running after {seconds} s: a rank hung");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
 }
 
 #[test]

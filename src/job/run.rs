@@ -348,12 +348,16 @@ fn prepare<A: Ansatz>(
         Some(layer) => 16 * (state.ansatz.n_sites() + layer.n_hidden()) as u64,
         None => 16 * state.ansatz.n_parameters() as u64,
     };
-    if local_samples as u64 * row_bytes > memory {
-        return Err(Error::Resources(format!(
+    // Memory and sample counts differ between ranks: the check must be agreed on.
+    let fits = if local_samples as u64 * row_bytes > memory {
+        Err(Error::Resources(format!(
             "{local_samples} samples × {row_bytes} bytes of log-derivatives exceed the {:.1} GiB available per rank; lower sampler.samples or use more MPI ranks",
             memory as f64 / (1u64 << 30) as f64
-        )));
-    }
+        )))
+    } else {
+        Ok(())
+    };
+    agree(comm, fits)?;
     Ok((lock, notes))
 }
 

@@ -178,9 +178,9 @@ pub fn run(
         .output
         .clone()
         .unwrap_or_else(|| summary_path(&run::output_path(&base, None)));
-    if comm.is_root() {
-        io::prepare_output(&summary, job.force || job.resume, "nqs spectrum --output")?;
-    }
+    crate::dist::on_root(comm, || {
+        io::prepare_output(&summary, job.force || job.resume, "nqs spectrum --output")
+    })?;
     let mut report = SpectrumReport {
         sectors: vec![],
         interrupted: None,
