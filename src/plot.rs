@@ -239,12 +239,17 @@ pub fn plot_spectrum(report: &crate::job::spectrum::SpectrumReport, output: &Pat
         _ => return Err(Error::Runtime("nothing to plot".into())),
     };
     let pad = 0.05 * (hi - lo).max(1e-6);
+    let parities = report.sectors.iter().any(|s| s.spin_inversion.is_some());
     let draw = || -> DrawResult {
         let root = BitMapBackend::new(output, (900, 600)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!("lowest energy per momentum sector, N = {}", report.n_sites),
+                format!(
+                    "lowest energy per momentum{} sector, N = {}",
+                    if parities { " and parity" } else { "" },
+                    report.n_sites
+                ),
                 ("sans-serif", 20),
             )
             .margin(15)
@@ -271,22 +276,37 @@ pub fn plot_spectrum(report: &crate::job::spectrum::SpectrumReport, output: &Pat
             .draw_series(exact.iter().map(|&p| Cross::new(p, 7, RED.stroke_width(2))))?
             .label("exact (ED / Bethe)")
             .legend(|(x, y)| Cross::new((x + 10, y), 5, RED.stroke_width(2)));
-        let vmc: Vec<(f64, f64, f64)> = report
-            .sectors
-            .iter()
-            .filter_map(|s| s.energy.map(|e| (k(&s.momentum), e.mean, e.error)))
-            .collect();
-        chart.draw_series(
-            vmc.iter()
-                .map(|&(x, y, e)| ErrorBar::new_vertical(x, y - e, y, y + e, BLUE.filled(), 6)),
-        )?;
-        chart
-            .draw_series(
+        // Blue: no parity or z = +1; magenta: z = −1.
+        for (odd, label) in [
+            (
+                false,
+                if parities {
+                    "projected RBM, z = +1"
+                } else {
+                    "projected RBM"
+                },
+            ),
+            (true, "projected RBM, z = −1"),
+        ] {
+            let vmc: Vec<(f64, f64, f64)> = report
+                .sectors
+                .iter()
+                .filter(|s| (s.spin_inversion == Some(-1)) == odd)
+                .filter_map(|s| s.energy.map(|e| (k(&s.momentum), e.mean, e.error)))
+                .collect();
+            if vmc.is_empty() {
+                continue;
+            }
+            let style = if odd { MAGENTA } else { BLUE }.filled();
+            chart.draw_series(
                 vmc.iter()
-                    .map(|&(x, y, _)| Circle::new((x, y), 4, BLUE.filled())),
-            )?
-            .label("projected RBM")
-            .legend(|(x, y)| Circle::new((x + 10, y), 4, BLUE.filled()));
+                    .map(|&(x, y, e)| ErrorBar::new_vertical(x, y - e, y, y + e, style, 6)),
+            )?;
+            chart
+                .draw_series(vmc.iter().map(|&(x, y, _)| Circle::new((x, y), 4, style)))?
+                .label(label)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, style));
+        }
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))

@@ -229,8 +229,9 @@ pub fn run(
     if comm.is_root() && report.interrupted.is_none() {
         write_summary(&base, &report)?;
         let png = summary.with_extension("png");
-        if crate::plot::plot_spectrum(&report, &png).is_ok() {
-            report.plot = Some(png);
+        match crate::plot::plot_spectrum(&report, &png) {
+            Ok(()) => report.plot = Some(png),
+            Err(e) => on_sector(&format!("note: no plot: {e}")),
         }
     }
     Ok(report)
