@@ -233,8 +233,7 @@ fn projection(
         }
     }
     let momentum: Option<Vec<usize>> = momentum.map(|m| m.iter().map(|&q| q as usize).collect());
-    let physical = Projection::new(lattice, momentum.as_deref(), inversion, &|_, _| 1.0);
-    if physical.sector_dimension(h.n_up) == Some(0.0) {
+    if Projection::sector_is_empty(lattice, momentum.as_deref(), inversion, h.n_up) {
         let key = if momentum.is_some() {
             "ansatz.momentum"
         } else {

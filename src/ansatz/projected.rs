@@ -121,6 +121,18 @@ impl Projection {
         }
         Some((sum.re / self.elements.len() as f64).round())
     }
+
+    /// Whether the physical sector (`momentum`, `inversion`) of the lattice has no states with
+    /// `n_up` up spins (its projected wavefunction would vanish).
+    pub fn sector_is_empty(
+        lattice: &Lattice,
+        momentum: Option<&[usize]>,
+        inversion: Option<i8>,
+        n_up: Option<usize>,
+    ) -> bool {
+        let physical = Projection::new(lattice, momentum, inversion, &|_, _| 1.0);
+        physical.sector_dimension(n_up) == Some(0.0)
+    }
 }
 
 /// The configurations (with `n_up` up spins, or all) that the permutation, followed by the

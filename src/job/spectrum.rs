@@ -9,7 +9,7 @@
 
 use crate::ansatz::Projection;
 use crate::config::{self, Model};
-use crate::dist::Communicator;
+use crate::dist::{on_root, Communicator};
 use crate::error::{Error, Result};
 use crate::io::{self, NewFile, RootInfo};
 use crate::job::run::{self, RunOptions, RunOutcome, RunStatus};
@@ -152,8 +152,8 @@ pub fn run(
         // `both`: a parity without states at this momentum (small lattices) is left out; a
         // single chosen parity without states is an input error (from the sector's model).
         sectors.retain(|(k, z)| {
-            let projection = Projection::new(&base.lattice, Some(k), *z, &|_, _| 1.0);
-            let empty = projection.sector_dimension(base.hamiltonian.n_up) == Some(0.0);
+            let empty =
+                Projection::sector_is_empty(&base.lattice, Some(k), *z, base.hamiltonian.n_up);
             if empty {
                 on_sector(&format!(
                     "sector k = {k:?}, z = {:+}: no states in this S^z sector, left out",
@@ -178,7 +178,7 @@ pub fn run(
         .output
         .clone()
         .unwrap_or_else(|| summary_path(&run::output_path(&base, None)));
-    crate::dist::on_root(comm, || {
+    on_root(comm, || {
         io::prepare_output(&summary, job.force || job.resume, "nqs spectrum --output")
     })?;
     let mut report = SpectrumReport {
