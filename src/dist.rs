@@ -149,9 +149,11 @@ mod mpi_impl {
                 .unwrap_or_else(|_| "unknown MPI library".into())
         }
 
-        /// Initializes MPI; None if it was already initialized or cannot start.
+        /// Initializes MPI; None if it was already initialized or cannot start. The calling
+        /// thread becomes MPI's main thread and must make every MPI call (`Funneled`: the
+        /// other threads of the process compute but never call MPI).
         pub fn initialize() -> Option<Mpi> {
-            let universe = mpi::initialize()?;
+            let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)?;
             Some(Mpi {
                 world: universe.world(),
                 _universe: universe,

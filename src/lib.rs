@@ -13,7 +13,7 @@
 //! 4. drivers: [`vmc`] (the optimization loop and its state), [`exact`] (diagonalization and
 //!    closed forms), [`tomography`] (likelihood fits);
 //! 5. [`sampler`], [`optimizer`], [`measure`], [`io`] (the HDF5 store, plain records);
-//! 6. [`ansatz`], [`operator`], [`stats`], [`linalg`], [`dist`];
+//! 6. [`ansatz`], [`operator`], [`stats`], [`linalg`], [`dist`], [`pool`];
 //! 7. [`lattice`], [`hilbert`], [`error`].
 //!
 //! Each module owns the settings it reads (`LatticeSpec`, `ModelSpec`, `AnsatzSpec`,
@@ -51,6 +51,7 @@ pub mod measure;
 pub mod operator;
 pub mod optimizer;
 pub mod plot;
+pub mod pool;
 pub mod sampler;
 pub mod stats;
 pub mod tomography;

@@ -43,35 +43,41 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (comm, mpi_name) = cli::communicator();
-    let comm: &dyn Communicator = comm.as_ref();
-    match dispatch(cli, comm, &mpi_name) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Error::OtherRank { code }) => ExitCode::from(code),
-        Err(e) => {
-            if comm.size() > 1 && e.exit_code() == 1 {
-                // A runtime failure may be this rank's alone: end the whole job, never leave
-                // the others waiting in a collective call.
-                comm.abort(&e.to_string(), 1);
-            }
-            if comm.is_root() {
-                errln!("error: {e}");
-            }
-            ExitCode::from(e.exit_code())
-        }
-    }
-}
-
-fn dispatch(cli: Cli, comm: &dyn Communicator, mpi_name: &str) -> Result<()> {
     let threads = cli.threads.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |t| t as usize,
     );
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .stack_size(16 << 20)
-        .build_global()
-        .map_err(|e| Error::Runtime(format!("cannot start {threads} threads: {e}")))?;
+    let pool = match nqs::pool::build(threads) {
+        Ok(pool) => pool,
+        Err(e) => {
+            errln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    // The whole command runs on one of the pool's threads, which also initializes MPI and
+    // makes every MPI call (see nqs::pool).
+    pool.install(|| {
+        let (comm, mpi_name) = cli::communicator();
+        let comm: &dyn Communicator = comm.as_ref();
+        match dispatch(cli, comm, &mpi_name, threads) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Error::OtherRank { code }) => ExitCode::from(code),
+            Err(e) => {
+                if comm.size() > 1 && e.exit_code() == 1 {
+                    // A runtime failure may be this rank's alone: end the whole job, never
+                    // leave the others waiting in a collective call.
+                    comm.abort(&e.to_string(), 1);
+                }
+                if comm.is_root() {
+                    errln!("error: {e}");
+                }
+                ExitCode::from(e.exit_code())
+            }
+        }
+    })
+}
+
+fn dispatch(cli: Cli, comm: &dyn Communicator, mpi_name: &str, threads: usize) -> Result<()> {
     let out = cli::Printer {
         json: cli.json,
         root: comm.is_root(),

@@ -26,9 +26,9 @@ fn as_faer<'a, T: Field>(a: &'a CowArray<'a, T, Ix2>) -> MatRef<'a, T> {
 }
 
 fn par(work: usize) -> Par {
-    // Below ~1e5 multiply-adds the threads cost more than they save; inside a rayon task the
-    // caller already runs in parallel.
-    if work < 100_000 || rayon::current_thread_index().is_some() {
+    // Below ~1e5 multiply-adds the threads cost more than they save; inside a parallel region
+    // (`linalg::sequential`) the caller already uses every thread.
+    if work < 100_000 || super::in_sequential_section() {
         Par::Seq
     } else {
         Par::rayon(0)

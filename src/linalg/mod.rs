@@ -44,6 +44,35 @@ pub fn backend_name() -> &'static str {
     backend::NAME
 }
 
+thread_local! {
+    static SEQUENTIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every linear-algebra call it makes on this thread sequential: for work inside
+/// a parallel region (one block of rows per task), whose tasks already use every thread.
+/// Elsewhere large operations use the rayon pool.
+///
+/// ```
+/// use ndarray::Array2;
+/// use nqs::linalg::{matmul, sequential, Op};
+/// let a = Array2::<f64>::ones((300, 300));
+/// let mut c = Array2::zeros((300, 300));
+/// sequential(|| matmul(c.view_mut(), false, 1.0, a.view(), Op::Plain, a.view(), Op::Plain));
+/// assert_eq!(c[[0, 0]], 300.0);
+/// ```
+pub fn sequential<R>(f: impl FnOnce() -> R) -> R {
+    let outer = SEQUENTIAL.with(|flag| flag.replace(true));
+    let result = f();
+    SEQUENTIAL.with(|flag| flag.set(outer));
+    result
+}
+
+/// Whether this thread is inside [`sequential`].
+#[cfg(not(feature = "lapack"))]
+fn in_sequential_section() -> bool {
+    SEQUENTIAL.with(std::cell::Cell::get)
+}
+
 /// Block length of the deterministic parallel reductions.
 pub const BLOCK: usize = 1 << 14;
 

@@ -452,7 +452,9 @@ impl StructuredRbm {
             .enumerate()
             .for_each(|(b, (block, wb))| {
                 let (spins, t) = self.block_factors(b, wb.len());
-                block_adjoint(spins, t, wb, conjugate, &mut block.r, &mut block.q);
+                linalg::sequential(|| {
+                    block_adjoint(spins, t, wb, conjugate, &mut block.r, &mut block.q)
+                });
             });
         self.blocks = blocks;
     }
@@ -531,7 +533,7 @@ impl Jacobian for StructuredRbm {
             .enumerate()
             .for_each(|(b, (block, yb))| {
                 let (spins, t) = self.block_factors(b, yb.len());
-                block_apply(spins, t, &self.v1, factors, &mut block.u, yb);
+                linalg::sequential(|| block_apply(spins, t, &self.v1, factors, &mut block.u, yb));
             });
         self.blocks = blocks;
     }
@@ -547,8 +549,10 @@ impl Jacobian for StructuredRbm {
         let mut blocks = std::mem::take(&mut self.blocks);
         blocks.par_iter_mut().enumerate().for_each(|(b, block)| {
             let (spins, t) = self.block_factors(b, block.y.len());
-            block_apply(spins, t, &self.v1, factors, &mut block.u, &mut block.y);
-            block_adjoint(spins, t, &block.y, true, &mut block.r, &mut block.q);
+            linalg::sequential(|| {
+                block_apply(spins, t, &self.v1, factors, &mut block.u, &mut block.y);
+                block_adjoint(spins, t, &block.y, true, &mut block.r, &mut block.q);
+            });
         });
         self.blocks = blocks;
         self.gather_adjoint(out);

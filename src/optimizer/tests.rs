@@ -145,6 +145,32 @@ fn structured_sr_equals_materialized_sr() {
     }
 }
 
+/// The structured CG gives the same bits outside a pool, on one thread and on a team of
+/// workers kept awake (`pool::with_awake_workers`): only who runs a block changes.
+#[test]
+fn cg_steps_do_not_depend_on_the_threads() {
+    let rbm = Rbm::random(24, RbmKind::Dense { alpha: 2 }, 0.3, 41);
+    let ns = 300;
+    let samples = random_samples(&rbm, ns, 42);
+    let y = random_vector(ns, 43);
+    let cg = ConjugateGradient {
+        tolerance: 1e-10,
+        max_iterations: 1000,
+    };
+    let step = || {
+        let layer = rbm.dense_rbm_layer().unwrap();
+        let mut x = StructuredRbm::new(layer, &samples, 0, ns, Centering::Centred, &Serial);
+        solve(&cg, &mut x, &y, Shift::Additive(0.01))
+    };
+    let (reference, info) = step();
+    assert!(info.converged && info.iterations > 10, "{info:?}");
+    for threads in [1, 2, 3] {
+        let (delta, again) = crate::pool::build(threads).unwrap().install(step);
+        assert_eq!(again.iterations, info.iterations, "{threads} threads");
+        assert!(delta == reference, "{threads} threads: other bits");
+    }
+}
+
 #[test]
 fn singular_s_falls_back_to_the_pseudo_inverse() {
     let ns = 20;
