@@ -155,6 +155,8 @@ fn steps(c: &mut Criterion) {
         max_iterations: 200,
     };
     let shift = Shift::Additive(1e-3);
+    // Solves run on a pool worker, as in the nqs binary (see nqs::pool).
+    let pool = nqs::pool::build(rayon::current_num_threads()).unwrap();
     for (n, alpha, ns) in [(24usize, 2usize, 1008usize), (36, 3, 2000), (80, 2, 2000)] {
         let rbm = Rbm::random(n, RbmKind::Dense { alpha }, 0.1, 3);
         let set = samples(&rbm, ns, 4);
@@ -169,58 +171,68 @@ fn steps(c: &mut Criterion) {
             BenchmarkId::new("structured sample (kernel + Cholesky)", &label),
             |b| {
                 b.iter(|| {
-                    black_box(
-                        kernel
-                            .solve(&mut structured, &f, &y, shift, &[], &Serial)
-                            .unwrap(),
-                    )
+                    pool.install(|| {
+                        black_box(
+                            kernel
+                                .solve(&mut structured, &f, &y, shift, &[], &Serial)
+                                .unwrap(),
+                        )
+                    })
                 })
             },
         );
         group.bench_function(BenchmarkId::new("structured cg", &label), |b| {
             b.iter(|| {
-                black_box(
-                    cg.solve(&mut structured, &f, &y, shift, &[], &Serial)
-                        .unwrap(),
-                )
+                pool.install(|| {
+                    black_box(
+                        cg.solve(&mut structured, &f, &y, shift, &[], &Serial)
+                            .unwrap(),
+                    )
+                })
             })
         });
         group.bench_function(
             BenchmarkId::new("structured build (factors, means)", &label),
             |b| {
                 b.iter(|| {
-                    black_box(StructuredRbm::new(
-                        layer,
-                        &set,
-                        0,
-                        ns,
-                        Centering::Centred,
-                        &Serial,
-                    ))
+                    pool.install(|| {
+                        black_box(StructuredRbm::new(
+                            layer,
+                            &set,
+                            0,
+                            ns,
+                            Centering::Centred,
+                            &Serial,
+                        ))
+                    })
                 })
             },
         );
         let mut materialized = Materialized::new(&rbm, &set, 0, ns, Centering::Centred, &Serial);
         group.bench_function(BenchmarkId::new("materialized cg", &label), |b| {
             b.iter(|| {
-                black_box(
-                    cg.solve(&mut materialized, &f, &y, shift, &[], &Serial)
-                        .unwrap(),
-                )
+                pool.install(|| {
+                    black_box(
+                        cg.solve(&mut materialized, &f, &y, shift, &[], &Serial)
+                            .unwrap(),
+                    )
+                })
             })
         });
         group.bench_function(
             BenchmarkId::new("materialized build (O, centring)", &label),
             |b| {
                 b.iter(|| {
-                    black_box(Materialized::new(
-                        &rbm,
-                        &set,
-                        0,
-                        ns,
-                        Centering::Centred,
-                        &Serial,
-                    ))
+                    pool.install(|| {
+                        black_box(Materialized::new(
+                            &rbm,
+                            &set,
+                            0,
+                            ns,
+                            Centering::Centred,
+                            &Serial,
+                        ))
+                    })
                 })
             },
         );
@@ -229,11 +241,13 @@ fn steps(c: &mut Criterion) {
                 BenchmarkId::new("dense (S from row blocks, Cholesky)", &label),
                 |b| {
                     b.iter(|| {
-                        black_box(
-                            Dense
-                                .solve(&mut structured, &f, &y, shift, &[], &Serial)
-                                .unwrap(),
-                        )
+                        pool.install(|| {
+                            black_box(
+                                Dense
+                                    .solve(&mut structured, &f, &y, shift, &[], &Serial)
+                                    .unwrap(),
+                            )
+                        })
                     })
                 },
             );
