@@ -16,7 +16,7 @@ use crate::error::{check_count, shorten, Invalid};
 use crate::io::{Estimate, ResultsRecord};
 use crate::lattice::Lattice;
 use crate::operator::{check_pauli_string, Hamiltonian, PauliSum, Row};
-use crate::sampler::SampleSet;
+use crate::sampler::{MetropolisSampler, SampleSet};
 use crate::stats::{statistics, Stats};
 use ndarray::Array2;
 use num_complex::Complex64;
@@ -145,30 +145,97 @@ fn estimate(s: &Stats) -> Estimate {
     }
 }
 
-/// Everything [`ResultsRecord`] holds, measured on `samples` of `ansatz`; `sz_sector`: the
-/// chains stay in one S^z sector (`total_sz`, or exchange moves without it), see
-/// [`local_values`].
-#[allow(clippy::too_many_arguments)]
-pub fn measure<A: Ansatz>(
+/// What a measurement needs besides the state and its samples.
+pub struct Setup<'a> {
+    pub layout: ChainLayout,
+    pub hamiltonian: &'a Hamiltonian,
+    pub lattice: &'a Lattice,
+    pub observables: &'a [ObservableSpec],
+    /// The chains stay in one S^z sector (`total_sz`, or exchange moves without it), see
+    /// [`local_values`].
+    pub sz_sector: bool,
+}
+
+/// Draws `per_chain` more samples from every chain of `sampler` and measures everything
+/// [`ResultsRecord`] holds on them, `batch` samples per chain at a time: the local values
+/// (energy and Pauli strings, which need each sample's cache) are taken batch by batch, so the
+/// memory holds one batch of caches — with a projected ansatz a cache holds one RBM cache per
+/// group element — plus the configurations (N bytes per sample) and one number per sample and
+/// operator. The samples do not depend on `batch`; local values only to rounding (each batch
+/// starts from a freshly computed cache). `interrupted` is asked
+/// before every batch; `None` when it says stop.
+pub fn sample_and_measure<A: Ansatz>(
+    sampler: &mut MetropolisSampler<A::Cache>,
     ansatz: &A,
-    samples: &SampleSet<A::Cache>,
-    layout: ChainLayout,
-    hamiltonian: &Hamiltonian,
-    lattice: &Lattice,
-    observables: &[ObservableSpec],
-    sz_sector: bool,
+    per_chain: usize,
+    batch: usize,
+    setup: &Setup<'_>,
+    comm: &dyn Communicator,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Option<ResultsRecord> {
+    let (n, chains) = (ansatz.n_sites(), setup.layout.local);
+    let total = chains * per_chain;
+    let mut configurations = SampleSet {
+        n_sites: n,
+        samples_per_chain: per_chain,
+        sigma: vec![0; total * n],
+        caches: vec![(); total],
+    };
+    let operators: Vec<PauliSum> = std::iter::once(setup.hamiltonian.operator.clone())
+        .chain(
+            setup
+                .observables
+                .iter()
+                .map(|o| setup.hamiltonian.observable(&o.ops, &o.sites)),
+        )
+        .collect();
+    let mut values = vec![vec![Complex64::new(0.0, 0.0); total]; operators.len()];
+    let mut part: Option<SampleSet<A::Cache>> = None;
+    let mut done = 0;
+    while done < per_chain {
+        if interrupted() {
+            return None;
+        }
+        let len = batch.max(1).min(per_chain - done);
+        let samples = match part.as_mut() {
+            Some(p) if p.samples_per_chain == len => p,
+            _ => part.insert(sampler.sample_set_of(ansatz, len)),
+        };
+        sampler.sample_range(ansatz, samples, done..done + len);
+        let mut local = vec![Complex64::new(0.0, 0.0); chains * len];
+        for (op, out) in operators.iter().zip(&mut values) {
+            local_values(op, ansatz, samples, setup.sz_sector, &mut local);
+            for (c, chunk) in local.chunks(len).enumerate() {
+                let first = c * per_chain + done;
+                out[first..first + len].copy_from_slice(chunk);
+            }
+        }
+        for (c, chunk) in samples.sigma.chunks(len * n).enumerate() {
+            let first = (c * per_chain + done) * n;
+            configurations.sigma[first..first + len * n].copy_from_slice(chunk);
+        }
+        done += len;
+    }
+    Some(results(&configurations, &values, setup, comm))
+}
+
+/// The [`ResultsRecord`] of the samples' configurations and their local values (`values[0]` the
+/// energy's, then one per observable of `setup`).
+fn results(
+    samples: &SampleSet<()>,
+    values: &[Vec<Complex64>],
+    setup: &Setup<'_>,
     comm: &dyn Communicator,
 ) -> ResultsRecord {
+    let Setup {
+        layout,
+        hamiltonian,
+        lattice,
+        observables,
+        ..
+    } = *setup;
     let n = lattice.n_sites();
-    let mut values = vec![Complex64::new(0.0, 0.0); samples.len()];
-    local_values(
-        &hamiltonian.operator,
-        ansatz,
-        samples,
-        sz_sector,
-        &mut values,
-    );
-    let energy = chain_statistics(&values, layout, comm);
+    let energy = chain_statistics(&values[0], layout, comm);
     let (label, factor) = hamiltonian.units.zz();
     let (correlations, correlation_errors) = correlations(samples, layout, factor, comm);
     let coordinates = Array2::from_shape_fn((n, lattice.extent().len()), |(i, d)| {
@@ -213,10 +280,9 @@ pub fn measure<A: Ansatz>(
         .unzip();
     let pauli = observables
         .iter()
-        .map(|o| {
-            let op = hamiltonian.observable(&o.ops, &o.sites);
-            local_values(&op, ansatz, samples, sz_sector, &mut values);
-            let s = chain_statistics(&values, layout, comm);
+        .zip(&values[1..])
+        .map(|(o, v)| {
+            let s = chain_statistics(v, layout, comm);
             (o.name.clone(), estimate(&s), s.mean.im)
         })
         .collect();

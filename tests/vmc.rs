@@ -69,28 +69,104 @@ iterations = 60
         .unwrap();
     let ansatz = &driver.state.ansatz;
     let mut fresh = MetropolisSampler::new(ansatz, settings, 999, 0, 32);
-    let mut samples = fresh.sample_set_of(ansatz, 2500);
-    fresh.sample(ansatz, &mut samples);
-    let layout = ChainLayout {
-        local: 32,
-        first: 0,
-        total: 32,
+    let setup = measure::Setup {
+        layout: ChainLayout {
+            local: 32,
+            first: 0,
+            total: 32,
+        },
+        hamiltonian: &model.hamiltonian,
+        lattice: &model.lattice,
+        observables: &[],
+        sz_sector: model.hamiltonian.n_up.is_some(),
     };
-    let long = measure::measure(
-        ansatz,
-        &samples,
-        layout,
-        &model.hamiltonian,
-        &model.lattice,
-        &[],
-        model.hamiltonian.n_up.is_some(),
-        &Serial,
-    )
-    .energy;
+    let long =
+        measure::sample_and_measure(&mut fresh, ansatz, 2500, 500, &setup, &Serial, &mut || {
+            false
+        })
+        .unwrap()
+        .energy;
     let diff = (short.mean - long.mean).abs();
     let sigma = (short.error.powi(2) + long.error.powi(2)).sqrt();
     assert!(diff <= 3.0 * sigma, "short {short:?} long {long:?}");
     assert!(ansatz.n_parameters() > 0);
+}
+
+/// The final measurement in batches (the memory of one batch of caches) gives the results of
+/// one piece: the same samples, local values to rounding — for the energy, the correlations
+/// and an off-diagonal Pauli string.
+#[test]
+fn batched_measurement_equals_one_piece() {
+    let text = "[lattice]\nkind = \"chain\"\nlength = 10\n[model]\nkind = \"heisenberg\"\n\
+                marshall_sign = true\ntotal_sz = 0\n[ansatz]\nalpha = 1\n[sampler]\nchains = 6\n";
+    let model = nqs::config::parse(text, Path::new("t.toml"), &[]).unwrap();
+    let (settings, _) = model
+        .config
+        .sampler
+        .settings(&model.lattice, &model.hamiltonian)
+        .unwrap();
+    let ansatz = Rbm::random(10, RbmKind::Dense { alpha: 1 }, 0.2, 3);
+    let observables = [nqs::measure::parse_observable("x01:XX:0,1").unwrap()];
+    let setup = measure::Setup {
+        layout: ChainLayout {
+            local: 6,
+            first: 0,
+            total: 6,
+        },
+        hamiltonian: &model.hamiltonian,
+        lattice: &model.lattice,
+        observables: &observables,
+        sz_sector: true,
+    };
+    let measure_in = |batch: usize| {
+        let mut sampler = MetropolisSampler::new(&ansatz, settings.clone(), 17, 0, 6);
+        measure::sample_and_measure(
+            &mut sampler,
+            &ansatz,
+            250,
+            batch,
+            &setup,
+            &Serial,
+            &mut || false,
+        )
+        .unwrap()
+    };
+    let whole = measure_in(250);
+    assert_eq!(whole.samples, 1500);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-3);
+    for batch in [1, 7, 100] {
+        let parts = measure_in(batch);
+        // The same configurations: the same correlations and structure factor, bit for bit.
+        assert_eq!(parts.correlations, whole.correlations, "batches of {batch}");
+        assert_eq!(parts.structure_factor, whole.structure_factor);
+        // Local values agree to rounding (each batch starts from a freshly computed cache).
+        assert!(close(parts.energy.mean, whole.energy.mean), "{batch}");
+        assert!(close(parts.energy.error, whole.energy.error), "{batch}");
+        assert!(
+            close(parts.energy_variance, whole.energy_variance),
+            "{batch}"
+        );
+        assert!(
+            close(parts.pauli[0].1.mean, whole.pauli[0].1.mean),
+            "{batch}"
+        );
+        assert!(
+            close(parts.pauli[0].1.error, whole.pauli[0].1.error),
+            "{batch}"
+        );
+    }
+    // Interrupted before the first batch: nothing.
+    let mut sampler = MetropolisSampler::new(&ansatz, settings, 17, 0, 6);
+    assert!(measure::sample_and_measure(
+        &mut sampler,
+        &ansatz,
+        250,
+        50,
+        &setup,
+        &Serial,
+        &mut || true
+    )
+    .is_none());
 }
 
 /// `measurements/<name>` of a run file (a 2-D dataset).

@@ -403,7 +403,7 @@ pub struct Estimate {
 }
 
 /// Measured observables (final estimate of a run, or `nqs measure`), in the run's units.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResultsRecord {
     pub units: String,
     pub samples: usize,

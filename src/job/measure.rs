@@ -132,17 +132,23 @@ impl AnsatzVisitor for Measure<'_> {
             first,
             total: chains,
         };
-        let mut samples = state.sampler.sample_set_of(&state.ansatz, self.per_chain);
-        state.sampler.sample(&state.ansatz, &mut samples);
-        Ok(measure::measure(
-            &state.ansatz,
-            &samples,
+        let setup = measure::Setup {
             layout,
-            &model.hamiltonian,
-            &model.lattice,
-            self.observables,
-            state.sampler.settings.n_up.is_some(),
+            hamiltonian: &model.hamiltonian,
+            lattice: &model.lattice,
+            observables: self.observables,
+            sz_sector: state.sampler.settings.n_up.is_some(),
+        };
+        let batch = state.sampler.settings.samples_per_chain;
+        Ok(measure::sample_and_measure(
+            &mut state.sampler,
+            &state.ansatz,
+            self.per_chain,
+            batch,
+            &setup,
             self.comm,
-        ))
+            &mut || false,
+        )
+        .expect("never interrupted"))
     }
 }

@@ -403,8 +403,9 @@ impl<C: Clone + Send + Sync> MetropolisSampler<C> {
         self.sample_range(ansatz, out, 0..per_chain)
     }
 
-    /// Samples `range` of every chain's block of `out` (chains continue where they stopped, so
-    /// consecutive ranges give the same samples as one call).
+    /// Samples number `range` of every chain into `out`, which holds `range.len()` samples per
+    /// chain (chains continue where they stopped, and the cache refresh schedule counts from
+    /// `range.start`, so consecutive ranges give the same samples as one call over their union).
     pub fn sample_range<A: Ansatz<Cache = C>>(
         &mut self,
         ansatz: &A,
@@ -414,9 +415,10 @@ impl<C: Clone + Send + Sync> MetropolisSampler<C> {
         let settings = &self.settings;
         let n = ansatz.n_sites();
         let per_chain = out.samples_per_chain;
-        assert!(
-            range.end <= per_chain,
-            "sample range beyond the chain's block"
+        assert_eq!(
+            range.len(),
+            per_chain,
+            "the sample range must fill the chain's block"
         );
         let counts: Vec<(u64, u64)> = self
             .chains
@@ -437,8 +439,9 @@ impl<C: Clone + Send + Sync> MetropolisSampler<C> {
                     if settings.refresh_every > 0 && (s + 1) % settings.refresh_every == 0 {
                         ansatz.refresh(&chain.sigma, &mut chain.cache);
                     }
-                    sigmas[s * n..(s + 1) * n].copy_from_slice(&chain.sigma);
-                    caches[s].clone_from(&chain.cache);
+                    let k = s - range.start;
+                    sigmas[k * n..(k + 1) * n].copy_from_slice(&chain.sigma);
+                    caches[k].clone_from(&chain.cache);
                 }
                 (chain.accepted - acc0, chain.proposed - prop0)
             })

@@ -513,36 +513,33 @@ impl<'a, A: Ansatz> Driver<'a, A> {
     }
 
     /// Observables from `samples_per_chain` fresh samples per chain (the chains continue from
-    /// where the optimization left them), sampled in parts so that a stop request is honoured
-    /// within about one part: None when stopped.
+    /// where the optimization left them), sampled and measured in batches of the run's samples
+    /// per chain (so the memory stays that of an iteration's samples, and a stop request is
+    /// honoured within about one batch): None when stopped.
     pub fn measure(
         &mut self,
         samples_per_chain: usize,
         stop: &StopFlag,
     ) -> Option<crate::io::ResultsRecord> {
         let mut sampler = self.state.sampler.clone();
-        let ansatz = &self.state.ansatz;
-        let mut samples = sampler.sample_set_of(ansatz, samples_per_chain);
-        let part = self.state.sampler.settings.samples_per_chain.max(1);
-        let mut done = 0;
-        while done < samples_per_chain {
-            if stop.requested_by_any(self.state.history.len(), self.comm) {
-                return None;
-            }
-            let end = (done + part).min(samples_per_chain);
-            sampler.sample_range(ansatz, &mut samples, done..end);
-            done = end;
-        }
-        Some(measure::measure(
-            ansatz,
-            &samples,
-            self.layout,
-            self.problem.hamiltonian,
-            self.problem.lattice,
-            self.problem.observables,
-            sampler.settings.n_up.is_some(),
-            self.comm,
-        ))
+        let setup = measure::Setup {
+            layout: self.layout,
+            hamiltonian: self.problem.hamiltonian,
+            lattice: self.problem.lattice,
+            observables: self.problem.observables,
+            sz_sector: sampler.settings.n_up.is_some(),
+        };
+        let iteration = self.state.history.len();
+        let comm = self.comm;
+        measure::sample_and_measure(
+            &mut sampler,
+            &self.state.ansatz,
+            samples_per_chain,
+            self.state.sampler.settings.samples_per_chain,
+            &setup,
+            comm,
+            &mut || stop.requested_by_any(iteration, comm),
+        )
     }
 }
 
