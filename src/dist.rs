@@ -132,8 +132,9 @@ mod mpi_impl {
         _universe: mpi::environment::Universe,
     }
 
-    // SAFETY: the driver calls MPI only from the main thread (MPI_THREAD_FUNNELED use); the
-    // rayon workers never touch the communicator.
+    // SAFETY: MPI is called only from the thread that initialized it (the pool worker that
+    // runs the command, MPI_THREAD_FUNNELED); the other rayon workers never touch the
+    // communicator.
     unsafe impl Sync for Mpi {}
 
     /// Ends every process of the MPI job (for a panic hook, where no communicator is at hand).

@@ -174,6 +174,11 @@ pub fn sample_and_measure<A: Ansatz>(
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Option<ResultsRecord> {
     let (n, chains) = (ansatz.n_sites(), setup.layout.local);
+    debug_assert_eq!(
+        chains,
+        sampler.chains.len(),
+        "one layout chain per sampler chain"
+    );
     let total = chains * per_chain;
     let mut configurations = SampleSet {
         n_sites: n,

@@ -6,8 +6,9 @@
 //! then sleeps; waking it costs a futex call and a context switch on both sides. For a loop
 //! whose regions last ~0.1 ms (a CG iteration of an SR step) that is a large share of the
 //! time, so [`with_awake_workers`] keeps the other workers looking for work (stealing it as
-//! soon as it appears, and yielding the core to other processes when there is none) for the
-//! duration of the loop.
+//! soon as it appears, calling `sched_yield` when there is none) for the duration of the loop.
+//! The spinning costs the other processes on the same cores: the SR solver uses it only in a
+//! single process, not under MPI.
 //!
 //! ```
 //! use rayon::prelude::*;
@@ -41,17 +42,46 @@ impl Drop for SetOnDrop<'_> {
     }
 }
 
+/// Whether some body runs with awake workers (a nested or concurrent call just runs its body:
+/// a worker waiting inside one body could otherwise pick up the other's spinner).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Clears [`ACTIVE`] when dropped.
+struct Release;
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        ACTIVE.store(false, Ordering::Release);
+    }
+}
+
+/// [`with_awake_workers`] when `awake`, else just `body()`.
+pub fn with_awake_workers_if<R: Send>(awake: bool, body: impl FnOnce() -> R + Send) -> R {
+    if awake {
+        with_awake_workers(body)
+    } else {
+        body()
+    }
+}
+
 /// Runs `body` on this thread while the pool's other workers keep looking for work instead of
-/// going to sleep between its parallel regions. Outside a pool, or in a pool of one thread,
-/// it just runs `body`. Results do not change: only who executes a task does.
+/// going to sleep between its parallel regions (each spins on rayon's `yield_now` and calls
+/// `sched_yield` when there is nothing to steal). Meant for one loop at a time in a process
+/// that has its cores to itself; outside a pool, in a pool of one thread, or while another
+/// body runs, it just runs `body`. Results do not change: only who executes a task does.
 pub fn with_awake_workers<R: Send>(body: impl FnOnce() -> R + Send) -> R {
     let Some(this) = rayon::current_thread_index() else {
         return body();
     };
     let others = rayon::current_num_threads().saturating_sub(1);
-    if others == 0 {
+    if others == 0
+        || ACTIVE
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+    {
         return body();
     }
+    let _release = Release;
     let done = AtomicBool::new(false);
     rayon::scope(|scope| {
         for _ in 0..others {
@@ -97,7 +127,10 @@ mod tests {
         assert!(caught.is_err());
         // The pool still works afterwards.
         assert_eq!(pool.install(|| (0..10u64).into_par_iter().sum::<u64>()), 45);
-        // Outside a pool the body just runs.
+        // Outside a pool, nested, or not asked for: the body just runs.
         assert_eq!(with_awake_workers(|| 7), 7);
+        let nested = pool.install(|| with_awake_workers(|| with_awake_workers(|| 8)));
+        assert_eq!(nested, 8);
+        assert_eq!(pool.install(|| with_awake_workers_if(false, || 9)), 9);
     }
 }

@@ -48,8 +48,9 @@ thread_local! {
     static SEQUENTIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Runs `f` with every linear-algebra call it makes on this thread sequential: for work inside
-/// a parallel region (one block of rows per task), whose tasks already use every thread.
+/// Runs `f` with every linear-algebra call it makes on this thread sequential (the faer
+/// backend; a `lapack` build calls its library as it is configured): for work inside a
+/// parallel region (one block of rows per task), whose tasks already use every thread.
 /// Elsewhere large operations use the rayon pool.
 ///
 /// ```
@@ -61,10 +62,15 @@ thread_local! {
 /// assert_eq!(c[[0, 0]], 300.0);
 /// ```
 pub fn sequential<R>(f: impl FnOnce() -> R) -> R {
-    let outer = SEQUENTIAL.with(|flag| flag.replace(true));
-    let result = f();
-    SEQUENTIAL.with(|flag| flag.set(outer));
-    result
+    /// Restores the outer setting when dropped (also when `f` panics).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SEQUENTIAL.with(|flag| flag.set(self.0));
+        }
+    }
+    let _restore = Restore(SEQUENTIAL.with(|flag| flag.replace(true)));
+    f()
 }
 
 /// Whether this thread is inside [`sequential`].

@@ -244,49 +244,52 @@ impl SrSolver for ConjugateGradient {
                 Shift::Additive(_) => r.to_vec(),
             }
         };
-        // Many short parallel regions (one product per iteration): keep the workers awake.
-        let (delta, iterations, converged) = pool::with_awake_workers(|| -> Result<_> {
-            let mut scratch = vec![ZERO; x.n_local()];
-            let mut delta = if warm.len() == p {
-                warm.to_vec()
-            } else {
-                vec![ZERO; p]
-            };
-            let a_delta = apply_shifted(x, &delta, shift, &diag, &mut scratch, comm);
-            let mut r: Vec<Complex64> = f.iter().zip(&a_delta).map(|(a, b)| a - b).collect();
-            let mut z = precondition(&r);
-            let mut d = z.clone();
-            let mut rz: f64 = r.iter().zip(&z).map(|(a, b)| (a.conj() * b).re).sum();
-            let target = self.tolerance * norm(f);
-            let mut iterations = 0;
-            let mut converged = norm(&r) <= target;
-            while !converged && iterations < self.max_iterations {
-                let q = apply_shifted(x, &d, shift, &diag, &mut scratch, comm);
-                let dq: f64 = d.iter().zip(&q).map(|(a, b)| (a.conj() * b).re).sum();
-                let alpha = rz / dq;
-                if !alpha.is_finite() {
-                    return Err(Error::Numerical(format!(
-                        "SR ({path}): breakdown at iteration {iterations} (d·Sd = {dq:e})"
-                    )));
+        // Many short parallel regions (one product per iteration): keep the workers awake, in
+        // a single process only — MPI ranks may share cores, and spinning workers would take
+        // them from the other ranks while this one waits in a reduction.
+        let (delta, iterations, converged) =
+            pool::with_awake_workers_if(comm.size() == 1, || -> Result<_> {
+                let mut scratch = vec![ZERO; x.n_local()];
+                let mut delta = if warm.len() == p {
+                    warm.to_vec()
+                } else {
+                    vec![ZERO; p]
+                };
+                let a_delta = apply_shifted(x, &delta, shift, &diag, &mut scratch, comm);
+                let mut r: Vec<Complex64> = f.iter().zip(&a_delta).map(|(a, b)| a - b).collect();
+                let mut z = precondition(&r);
+                let mut d = z.clone();
+                let mut rz: f64 = r.iter().zip(&z).map(|(a, b)| (a.conj() * b).re).sum();
+                let target = self.tolerance * norm(f);
+                let mut iterations = 0;
+                let mut converged = norm(&r) <= target;
+                while !converged && iterations < self.max_iterations {
+                    let q = apply_shifted(x, &d, shift, &diag, &mut scratch, comm);
+                    let dq: f64 = d.iter().zip(&q).map(|(a, b)| (a.conj() * b).re).sum();
+                    let alpha = rz / dq;
+                    if !alpha.is_finite() {
+                        return Err(Error::Numerical(format!(
+                            "SR ({path}): breakdown at iteration {iterations} (d·Sd = {dq:e})"
+                        )));
+                    }
+                    delta.iter_mut().zip(&d).for_each(|(x, d)| *x += d * alpha);
+                    r.iter_mut().zip(&q).for_each(|(r, q)| *r -= q * alpha);
+                    iterations += 1;
+                    let r_norm = norm(&r);
+                    if !r_norm.is_finite() {
+                        return Err(Error::Numerical(format!(
+                            "SR ({path}): the residual is not finite at iteration {iterations}"
+                        )));
+                    }
+                    converged = r_norm <= target;
+                    z = precondition(&r);
+                    let rz_new: f64 = r.iter().zip(&z).map(|(a, b)| (a.conj() * b).re).sum();
+                    let beta = rz_new / rz;
+                    d.iter_mut().zip(&z).for_each(|(d, z)| *d = z + *d * beta);
+                    rz = rz_new;
                 }
-                delta.iter_mut().zip(&d).for_each(|(x, d)| *x += d * alpha);
-                r.iter_mut().zip(&q).for_each(|(r, q)| *r -= q * alpha);
-                iterations += 1;
-                let r_norm = norm(&r);
-                if !r_norm.is_finite() {
-                    return Err(Error::Numerical(format!(
-                        "SR ({path}): the residual is not finite at iteration {iterations}"
-                    )));
-                }
-                converged = r_norm <= target;
-                z = precondition(&r);
-                let rz_new: f64 = r.iter().zip(&z).map(|(a, b)| (a.conj() * b).re).sum();
-                let beta = rz_new / rz;
-                d.iter_mut().zip(&z).for_each(|(d, z)| *d = z + *d * beta);
-                rz = rz_new;
-            }
-            Ok((delta, iterations, converged))
-        })?;
+                Ok((delta, iterations, converged))
+            })?;
         check_finite(&delta, &path)?;
         let residual = residual(x, &delta, f, shift, &diag, comm);
         Ok((
