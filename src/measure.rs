@@ -162,8 +162,8 @@ pub struct Setup<'a> {
 /// memory holds one batch of caches — with a projected ansatz a cache holds one RBM cache per
 /// group element — plus the configurations (N bytes per sample) and one number per sample and
 /// operator. The samples do not depend on `batch`; local values only to rounding (each batch
-/// starts from a freshly computed cache). `interrupted` is asked
-/// before every batch; `None` when it says stop.
+/// starts from a freshly computed cache). `interrupted` is asked before every batch; `None`
+/// when it says stop.
 pub fn sample_and_measure<A: Ansatz>(
     sampler: &mut MetropolisSampler<A::Cache>,
     ansatz: &A,
