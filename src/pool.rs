@@ -33,27 +33,21 @@ pub fn build(threads: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Runtime(format!("cannot start {threads} threads: {e}")))
 }
 
-/// Sets the flag when dropped (also when the body panics, so the spinners end).
-struct SetOnDrop<'a>(&'a AtomicBool);
+/// Stores `value` in the flag when dropped (also when the body panics).
+struct StoreOnDrop<'a> {
+    flag: &'a AtomicBool,
+    value: bool,
+}
 
-impl Drop for SetOnDrop<'_> {
+impl Drop for StoreOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
+        self.flag.store(self.value, Ordering::Release);
     }
 }
 
 /// Whether some body runs with awake workers (a nested or concurrent call just runs its body:
 /// a worker waiting inside one body could otherwise pick up the other's spinner).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-
-/// Clears [`ACTIVE`] when dropped.
-struct Release;
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        ACTIVE.store(false, Ordering::Release);
-    }
-}
 
 /// [`with_awake_workers`] when `awake`, else just `body()`.
 pub fn with_awake_workers_if<R: Send>(awake: bool, body: impl FnOnce() -> R + Send) -> R {
@@ -81,7 +75,10 @@ pub fn with_awake_workers<R: Send>(body: impl FnOnce() -> R + Send) -> R {
     {
         return body();
     }
-    let _release = Release;
+    let _release = StoreOnDrop {
+        flag: &ACTIVE,
+        value: false,
+    };
     let done = AtomicBool::new(false);
     rayon::scope(|scope| {
         for _ in 0..others {
@@ -97,7 +94,11 @@ pub fn with_awake_workers<R: Send>(body: impl FnOnce() -> R + Send) -> R {
                 }
             });
         }
-        let _finished = SetOnDrop(&done);
+        // The spinners end when the body does, also when it panics.
+        let _finished = StoreOnDrop {
+            flag: &done,
+            value: true,
+        };
         body()
     })
 }
