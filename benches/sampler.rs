@@ -12,7 +12,7 @@ use nqs::sampler::{Exchange, MetropolisSampler, SamplerSettings};
 fn ansatz(n: usize, symmetric: bool) -> Rbm {
     let lattice = Lattice::chain(n, Boundary::Periodic);
     let kind = if symmetric {
-        RbmKind::translation_symmetric(4, &lattice)
+        RbmKind::symmetric(4, &lattice, false)
     } else {
         RbmKind::Dense { alpha: 2 }
     };

@@ -200,10 +200,17 @@ fn projection(
     lattice: &Lattice,
     h: &Hamiltonian,
 ) -> std::result::Result<Option<Projection>, Invalid> {
+    let n = lattice.n_sites();
+    let point_group = ansatz.point_group();
+    if point_group && !crate::exact::permutation_invariant(&h.physical, lattice.point_group()) {
+        return Err(Invalid::new(
+            "ansatz.point_group",
+            "the Hamiltonian is not invariant under the lattice's point group",
+        ));
+    }
     let Some((momentum, inversion)) = ansatz.sector() else {
         return Ok(None);
     };
-    let n = lattice.n_sites();
     if momentum.is_some() && !crate::exact::translation_invariant(&h.physical, lattice) {
         return Err(Invalid::new(
             "ansatz.momentum",
@@ -233,7 +240,9 @@ fn projection(
         }
     }
     let momentum: Option<Vec<usize>> = momentum.map(|m| m.iter().map(|&q| q as usize).collect());
-    if Projection::sector_is_empty(lattice, momentum.as_deref(), inversion, h.n_up) {
+    // rbm_symm's shared weights carry the point group; only a dense RBM projects onto it.
+    let point_group = point_group && matches!(ansatz, AnsatzSpec::Rbm(_));
+    if Projection::sector_is_empty(lattice, momentum.as_deref(), inversion, point_group, h.n_up) {
         let key = if momentum.is_some() {
             "ansatz.momentum"
         } else {
@@ -264,6 +273,7 @@ fn projection(
         lattice,
         momentum.as_deref(),
         inversion,
+        point_group,
         &basis_sign,
     )))
 }

@@ -190,6 +190,8 @@ pub struct Lattice {
     next_bonds: Vec<[usize; 2]>,
     sublattice: Option<Vec<u8>>,
     translations: Vec<Translation>,
+    /// The point group about site 0 (identity first), see [`Lattice::point_group`].
+    point_group: Vec<Vec<usize>>,
 }
 
 fn normalized(pairs: impl IntoIterator<Item = [usize; 2]>) -> Vec<[usize; 2]> {
@@ -287,6 +289,40 @@ impl Lattice {
                 perm: (0..n).collect(),
             }]
         };
+        // The linear maps x ↦ Rx (mod L) of the point group: the reflection of a chain; the
+        // eight signed permutations of the axes (C4v) of a square lattice with Lx = Ly, the
+        // four sign changes (C2v) otherwise.
+        let linear_maps: Vec<[[isize; 2]; 2]> = match (periodic, extent) {
+            (false, _) => vec![],
+            (true, [_]) => vec![[[-1, 0], [0, 1]]],
+            (true, [lx, ly]) => {
+                let signs = [[1, 1], [-1, 1], [1, -1], [-1, -1]];
+                let mut maps: Vec<_> = signs.iter().map(|&[a, b]| [[a, 0], [0, b]]).collect();
+                if lx == ly {
+                    maps.extend(signs.iter().map(|&[a, b]| [[0, a], [b, 0]]));
+                }
+                maps
+            }
+            _ => vec![],
+        };
+        let mut point_group = vec![(0..n).collect::<Vec<usize>>()];
+        for r in linear_maps {
+            let perm: Vec<usize> = (0..n)
+                .map(|i| {
+                    let x = coords(i);
+                    let y: Vec<usize> = (0..x.len())
+                        .map(|d| {
+                            let v: isize = (0..x.len()).map(|e| r[d][e] * x[e] as isize).sum();
+                            v.rem_euclid(extent[d] as isize) as usize
+                        })
+                        .collect();
+                    index(&y)
+                })
+                .collect();
+            if !point_group.contains(&perm) {
+                point_group.push(perm);
+            }
+        }
         let sublattice = two_colouring(n, &bonds);
         Lattice {
             n_sites: n,
@@ -296,6 +332,7 @@ impl Lattice {
             next_bonds,
             sublattice,
             translations,
+            point_group,
         }
     }
 
@@ -315,6 +352,7 @@ impl Lattice {
                 shift: vec![],
                 perm: (0..n_sites).collect(),
             }],
+            point_group: vec![(0..n_sites).collect()],
         }
     }
 
@@ -359,6 +397,39 @@ impl Lattice {
     pub fn translations(&self) -> &[Translation] {
         &self.translations
     }
+    /// The point group about site 0 of a periodic lattice, as site permutations `i ↦ p[i]`
+    /// (identity first): the reflection `x ↦ −x` of a chain; for a square lattice the sign
+    /// changes of the axes (C2v, 4 elements) and, when `Lx = Ly`, the axis exchanges too (C4v,
+    /// 8 elements). Identity only for open boundaries and custom graphs.
+    pub fn point_group(&self) -> &[Vec<usize>] {
+        &self.point_group
+    }
+
+    /// The space group `{t ∘ p}`: every point-group element followed by every translation,
+    /// `i ↦ t[p[i]]`, without repetitions (tiny lattices), ordered by translation then point
+    /// element.
+    pub fn space_group(&self) -> Vec<Vec<usize>> {
+        let mut group: Vec<Vec<usize>> = Vec::new();
+        for t in &self.translations {
+            for p in &self.point_group {
+                let perm: Vec<usize> = p.iter().map(|&i| t.perm[i]).collect();
+                if !group.contains(&perm) {
+                    group.push(perm);
+                }
+            }
+        }
+        group
+    }
+
+    /// Whether the point group maps momentum `m` to itself (mod the reciprocal lattice), so
+    /// that momentum and the point group's symmetric representation can be projected together:
+    /// `k = 0` or `π` in every direction, equal components when the axes are exchanged.
+    pub fn point_group_fixes(&self, m: &[usize]) -> bool {
+        let edge = |d: usize| m[d] == 0 || 2 * m[d] == self.extent[d];
+        let exchanges = self.point_group.len() == 8;
+        (0..m.len()).all(edge) && (!exchanges || m[0] == m[1])
+    }
+
     /// The momentum grid `m` (one integer per dimension, `q_d = 2π m_d / L_d`) of a chain or
     /// square lattice; empty for custom graphs.
     pub fn momentum_indices(&self) -> Vec<Vec<usize>> {
@@ -469,5 +540,43 @@ mod tests {
             let mapped = normalized(l.bonds().iter().map(|&[a, b]| [t.perm[a], t.perm[b]]));
             assert_eq!(mapped, l.bonds());
         }
+    }
+
+    /// The space group is a group of |T|·|P| lattice automorphisms (bond and next-bond sets
+    /// preserved, closed under composition); the point group keeps the sublattices.
+    #[test]
+    fn space_groups_are_groups_of_automorphisms() {
+        for (lattice, points) in [
+            (Lattice::chain(8, Boundary::Periodic), 2),
+            (Lattice::square(4, 4, Boundary::Periodic), 8),
+            (Lattice::square(6, 4, Boundary::Periodic), 4),
+            (Lattice::square(3, 3, Boundary::Open), 1),
+        ] {
+            assert_eq!(lattice.point_group().len(), points);
+            let group = lattice.space_group();
+            assert_eq!(group.len(), lattice.translations().len() * points);
+            for g in &group {
+                for bonds in [lattice.bonds(), lattice.next_bonds()] {
+                    let mapped = normalized(bonds.iter().map(|&[a, b]| [g[a], g[b]]));
+                    assert_eq!(mapped, bonds);
+                }
+                for h in &group {
+                    let product: Vec<usize> = h.iter().map(|&i| g[i]).collect();
+                    assert!(group.contains(&product));
+                }
+            }
+            if let Some(colour) = lattice.sublattice() {
+                for p in lattice.point_group() {
+                    assert!((0..lattice.n_sites()).all(|i| colour[p[i]] == colour[i]));
+                }
+            }
+        }
+        let square = Lattice::square(4, 4, Boundary::Periodic);
+        assert!(square.point_group_fixes(&[0, 0]) && square.point_group_fixes(&[2, 2]));
+        assert!(!square.point_group_fixes(&[2, 0]) && !square.point_group_fixes(&[1, 1]));
+        let rectangle = Lattice::square(6, 4, Boundary::Periodic);
+        assert!(rectangle.point_group_fixes(&[3, 0]));
+        let chain = Lattice::chain(8, Boundary::Periodic);
+        assert!(chain.point_group_fixes(&[4]) && !chain.point_group_fixes(&[1]));
     }
 }

@@ -38,7 +38,7 @@ const VALUES: [&str; 22] = [
     "1e-300",
 ];
 
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 27] = [
     "lattice.kind",
     "lattice.length",
     "lattice.extent",
@@ -55,6 +55,9 @@ const KEYS: [&str; 24] = [
     "ansatz.kind",
     "ansatz.alpha",
     "ansatz.init_std",
+    "ansatz.momentum",
+    "ansatz.spin_inversion",
+    "ansatz.point_group",
     "sampler.kind",
     "sampler.chains",
     "sampler.samples",

@@ -162,13 +162,30 @@ fn samples_follow_exact_distribution() {
     }
 }
 
-/// A dense RBM on the periodic chain of `n` sites projected onto momentum `2πm/n` (and spin
-/// inversion `z`).
-fn projected(n: usize, m: usize, z: Option<i8>, seed: u64) -> ProjectedRbm {
+/// A dense RBM (random parameters of spread `std`) on the periodic chain of `n` sites projected
+/// onto momentum `2πm/n` (and spin inversion `z`, and the reflection's symmetric representation
+/// when `point_group`).
+fn projected(
+    n: usize,
+    (m, z, point_group): (usize, Option<i8>, bool),
+    std: f64,
+    seed: u64,
+) -> ProjectedRbm {
     let lattice = Lattice::chain(n, Boundary::Periodic);
-    let projection = Projection::new(&lattice, Some(&[m]), z, &|_, _| 1.0);
+    let projection = Projection::new(&lattice, Some(&[m]), z, point_group, &|_, _| 1.0);
     ProjectedRbm::new(
-        Rbm::random(n, RbmKind::Dense { alpha: 2 }, 0.5, seed),
+        Rbm::random(n, RbmKind::Dense { alpha: 2 }, std, seed),
+        projection,
+    )
+}
+
+/// An RBM with filters shared over the chain's space group (translations and reflection),
+/// projected onto spin inversion `z`.
+fn symmetric_with_inversion(n: usize, z: i8, std: f64) -> ProjectedRbm {
+    let lattice = Lattice::chain(n, Boundary::Periodic);
+    let projection = Projection::new(&lattice, None, Some(z), false, &|_, _| 1.0);
+    ProjectedRbm::new(
+        Rbm::random(n, RbmKind::symmetric(2, &lattice, true), std, 14),
         projection,
     )
 }
@@ -181,9 +198,55 @@ fn samples_of_a_projected_rbm_follow_its_exact_distribution() {
         bonds: Lattice::chain(n, Boundary::Periodic).bonds().to_vec(),
     });
     let cases: Vec<(ProjectedRbm, Arc<dyn ProposalRule>, Option<usize>)> = vec![
-        (projected(n, 3, None, 11), Arc::new(LocalFlip), None),
-        (projected(n, 2, Some(-1), 12), exchange, Some(4)),
+        (
+            projected(n, (3, None, false), 0.5, 11),
+            Arc::new(LocalFlip),
+            None,
+        ),
+        (
+            projected(n, (2, Some(-1), false), 0.5, 12),
+            exchange,
+            Some(4),
+        ),
     ];
+    check_projected_sampling(cases, true, (5_000, 10));
+}
+
+/// The point group in the projection (dense RBM, k = 0, z = +1, with the reflection) and in
+/// the shared weights (symmetric RBM projected on z = +1), at L = 10: sectors where exchange
+/// moves connect every allowed state. (At L = 8 several sectors with the reflection split into
+/// pieces that nearest-neighbour exchanges cannot join through zero amplitudes, and at L = 10,
+/// k = π, z = −1 a random RBM has amplitudes ~1e-5 of the largest that the moves must cross:
+/// a Markov chain would stay in the piece it started in. Both are properties of the
+/// distribution, not of the sampler. At L = 10 the parameters are smaller than at L = 8 for the
+/// same reason: with spread 0.5 a random RBM has ~100 of 252 states below 1e-6 of the largest
+/// probability, and exchange moves cross them slowly.)
+#[test]
+fn samples_with_the_point_group_follow_the_exact_distribution() {
+    let n = 10;
+    let exchange: Arc<dyn ProposalRule> = Arc::new(Exchange {
+        bonds: Lattice::chain(n, Boundary::Periodic).bonds().to_vec(),
+    });
+    let cases: Vec<(ProjectedRbm, Arc<dyn ProposalRule>, Option<usize>)> = vec![
+        (
+            projected(n, (0, Some(1), true), 0.25, 13),
+            exchange.clone(),
+            Some(5),
+        ),
+        (symmetric_with_inversion(n, 1, 0.1), exchange, Some(5)),
+    ];
+    // Exchange moves mix these L = 10 sectors more slowly than the L = 8 ones: farther apart.
+    check_projected_sampling(cases, false, (2_000, 30));
+}
+
+/// Histograms of `20 × per_chain` samples, `sweeps_apart` sweeps apart, per case against |ψ|²
+/// (normalized over the sector), and no visit to a state whose amplitude vanishes by symmetry
+/// (`with_zeros`: the sector must have some).
+fn check_projected_sampling(
+    cases: Vec<(ProjectedRbm, Arc<dyn ProposalRule>, Option<usize>)>,
+    with_zeros: bool,
+    (per_chain, sweeps_apart): (usize, usize),
+) {
     for (k, (ansatz, rule, n_up)) in cases.into_iter().enumerate() {
         let exact = exact_distribution(&ansatz, n_up);
         let zero: Vec<u64> = exact
@@ -191,7 +254,12 @@ fn samples_of_a_projected_rbm_follow_its_exact_distribution() {
             .filter(|(_, &p)| p < 1e-20)
             .map(|(&s, _)| s)
             .collect();
-        assert!(!zero.is_empty(), "case {k}: the sector forbids no state?");
+        assert_eq!(
+            !zero.is_empty(),
+            with_zeros,
+            "case {k}: {} states of zero amplitude",
+            zero.len()
+        );
         // Translations spread each orbit's weight evenly over its states: ask for one state
         // twice as likely as the average allowed one.
         let max_p = exact.values().copied().fold(0.0, f64::max);
@@ -200,10 +268,10 @@ fn samples_of_a_projected_rbm_follow_its_exact_distribution() {
             max_p > 2.0 / allowed,
             "case {k}: too flat ({max_p} · {allowed})"
         );
-        // Each move costs |G| = 8–16 RBM ratios: 10⁵ samples (total variation ~0.01–0.03
-        // from counting noise alone; χ² is the sharp test).
-        let (chains, per_chain) = (20, 5_000);
-        let counts = histogram(&ansatz, rule, n_up, chains, per_chain, Some(10));
+        // Each move costs |G| = 2–40 RBM ratios: 4·10⁴–10⁵ samples (total variation
+        // ~0.01–0.03 from counting noise alone; χ² is the sharp test).
+        let chains = 20;
+        let counts = histogram(&ansatz, rule, n_up, chains, per_chain, Some(sweeps_apart));
         for s in &zero {
             assert!(
                 !counts.contains_key(s),

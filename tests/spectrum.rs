@@ -277,6 +277,42 @@ fn sector_keys_are_validated_before_anything_runs() {
         "ansatz.spin_inversion=-1",
     ];
     assert_eq!(nqs(&odd).0, 0, "the odd k = π/2 sector is not empty");
+    // The point group: only with a momentum it fixes (k = 0, π on a chain), only on a periodic
+    // lattice, only for a Hamiltonian it leaves invariant.
+    let with_point_group = |sets: &[&str]| -> Vec<String> {
+        let mut args = vec!["run".to_string(), p.to_string()];
+        for s in ["ansatz.point_group=true"].iter().chain(sets) {
+            args.extend(["--set".to_string(), s.to_string()]);
+        }
+        args
+    };
+    for (sets, needle) in [
+        (&["ansatz.momentum=1"][..], "does not fix momentum"),
+        (&["lattice.boundary=\"open\""][..], "periodic"),
+    ] {
+        let args = with_point_group(sets);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        expect_input_error(&args, needle);
+    }
+    // X_0 Z_1 is not invariant under the reflection i ↦ −i.
+    let chiral = write(
+        dir.path(),
+        "chiral.toml",
+        "[lattice]\nkind = \"chain\"\nlength = 6\nboundary = \"periodic\"\n\
+         [model]\nkind = \"pauli\"\nunits = \"pauli\"\n\
+         [[model.terms]]\ncoeff = 1.0\nops = \"XZ\"\nsites = [0, 1]\n\
+         [ansatz]\nkind = \"rbm\"\npoint_group = true\n",
+    );
+    expect_input_error(&["check", chiral.to_str().unwrap()], "point group");
+    for sets in [
+        &["ansatz.momentum=3"][..],
+        &["ansatz.kind=\"rbm_symm\""][..],
+    ] {
+        let mut args = with_point_group(sets);
+        args[0] = "check".into();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(nqs(&args).0, 0, "{args:?}");
+    }
     expect_input_error(&["spectrum", p, "--momenta", "0,9"], "--momenta");
     expect_input_error(&["spectrum", p, "--momenta", "1,2,1"], "twice");
     expect_input_error(&["spectrum", p, "--momenta", "1:2"], "--momenta");

@@ -88,7 +88,8 @@ pub trait DenseRbmLayer<C>: Sync {
 pub enum AnsatzSpec {
     /// Dense RBM: `alpha·N` hidden units.
     Rbm(RbmSpec),
-    /// Translation-symmetric RBM: `alpha` filters shared over the lattice translations.
+    /// Symmetric RBM: `alpha` filters shared over the lattice translations (and the point
+    /// group with `point_group = true`).
     RbmSymm(RbmSpec),
 }
 
@@ -115,6 +116,11 @@ pub struct RbmSpec {
     /// Project onto this spin-inversion sector (±1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spin_inversion: Option<i8>,
+    /// The point group too (reflection of a chain, C4v/C2v of a square lattice), in its
+    /// symmetric representation: `rbm_symm` shares its filters over the whole space group; a
+    /// dense RBM is projected onto it (with a momentum the point group fixes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub point_group: bool,
 }
 
 /// `momentum = m` or `momentum = [mx, my]`.
@@ -151,6 +157,7 @@ impl Default for RbmSpec {
             init_std: default_init_std(),
             momentum: None,
             spin_inversion: None,
+            point_group: false,
         }
     }
 }
@@ -178,10 +185,18 @@ impl AnsatzSpec {
         self.rbm().alpha
     }
 
-    /// The symmetry sector a projected RBM is asked for: (momentum indices, inversion).
+    /// Whether the point group is part of the symmetry (shared weights or projection).
+    pub fn point_group(&self) -> bool {
+        self.rbm().point_group
+    }
+
+    /// The symmetry sector a projection is asked for: (momentum indices, inversion); None when
+    /// the ansatz is not projected (a dense RBM with `point_group` alone is projected onto the
+    /// point group: `(None, None)`).
     pub fn sector(&self) -> Option<(Option<Vec<i64>>, Option<i8>)> {
         let s = self.rbm();
-        (s.momentum.is_some() || s.spin_inversion.is_some()).then(|| {
+        let dense_point_group = s.point_group && matches!(self, AnsatzSpec::Rbm(_));
+        (s.momentum.is_some() || s.spin_inversion.is_some() || dense_point_group).then(|| {
             (
                 s.momentum.as_ref().map(Momentum::components),
                 s.spin_inversion,
@@ -202,7 +217,12 @@ impl AnsatzSpec {
                 if lattice.translations().len() < 2 {
                     return Err(Invalid::new("ansatz.kind", "rbm_symm needs a periodic chain or square lattice (it shares weights over translations)"));
                 }
-                s.alpha * lattice.translations().len()
+                let points = if s.point_group {
+                    lattice.point_group().len()
+                } else {
+                    1
+                };
+                s.alpha * lattice.translations().len() * points
             }
         };
         if hidden as u64 * n as u64 > MAX_WEIGHTS {
@@ -218,20 +238,30 @@ impl AnsatzSpec {
 }
 
 impl AnsatzSpec {
-    /// `momentum` and `spin_inversion`: dense RBM only, a periodic lattice, one index per
-    /// dimension in `0..L_d`, inversion ±1. (Their compatibility with the model is checked with
-    /// the Hamiltonian, in the configuration.)
+    /// `momentum`, `spin_inversion` and `point_group`: a periodic chain or square lattice, one
+    /// momentum index per dimension in `0..L_d` (dense RBM only: rbm_symm is k = 0), inversion
+    /// ±1, a momentum the point group fixes. (Their compatibility with the model is checked
+    /// with the Hamiltonian, in the configuration.)
     fn validate_sector(&self, lattice: &Lattice) -> Result<(), Invalid> {
+        let s = self.rbm();
+        if s.point_group && lattice.point_group().len() < 2 {
+            return Err(Invalid::new(
+                "ansatz.point_group",
+                "the point group needs a periodic chain or square lattice",
+            ));
+        }
         let Some((momentum, inversion)) = self.sector() else {
             return Ok(());
         };
         let key = if momentum.is_some() {
             "ansatz.momentum"
-        } else {
+        } else if inversion.is_some() {
             "ansatz.spin_inversion"
+        } else {
+            "ansatz.point_group"
         };
-        if matches!(self, AnsatzSpec::RbmSymm(_)) {
-            return Err(Invalid::new(key, "symmetry projections are for kind = \"rbm\" (rbm_symm is already the k = 0 sector)"));
+        if matches!(self, AnsatzSpec::RbmSymm(_)) && momentum.is_some() {
+            return Err(Invalid::new(key, "a momentum projection is for kind = \"rbm\" (rbm_symm is already the k = 0 sector)"));
         }
         if lattice.translations().len() < 2 {
             return Err(Invalid::new(
@@ -252,6 +282,13 @@ impl AnsatzSpec {
                         extent.len(),
                         range.join(" × ")
                     ),
+                ));
+            }
+            let m: Vec<usize> = m.iter().map(|&q| q as usize).collect();
+            if s.point_group && !lattice.point_group_fixes(&m) {
+                return Err(Invalid::new(
+                    "ansatz.point_group",
+                    format!("the point group does not fix momentum {m:?}: with point_group = true use k = 0 or π in each direction (equal components on an Lx = Ly lattice)"),
                 ));
             }
         }
@@ -275,8 +312,8 @@ pub trait AnsatzVisitor {
 
 /// Builds the ansatz of a validated specification with random initial parameters from `seed`
 /// and hands it to `visitor`: the one place where kinds map to types. `projection` (built by
-/// the configuration from `momentum`/`spin_inversion` and the model's basis) makes the dense
-/// RBM a [`ProjectedRbm`].
+/// the configuration from `momentum`/`spin_inversion`/`point_group` and the model's basis)
+/// makes the RBM a [`ProjectedRbm`].
 pub fn visit<V: AnsatzVisitor>(
     spec: &AnsatzSpec,
     lattice: &Lattice,
@@ -288,7 +325,7 @@ pub fn visit<V: AnsatzVisitor>(
     let n = lattice.n_sites();
     let kind = match spec {
         AnsatzSpec::Rbm(_) => RbmKind::Dense { alpha: s.alpha },
-        AnsatzSpec::RbmSymm(_) => RbmKind::translation_symmetric(s.alpha, lattice),
+        AnsatzSpec::RbmSymm(_) => RbmKind::symmetric(s.alpha, lattice, s.point_group),
     };
     let rbm = Rbm::random(n, kind, s.init_std, seed);
     match projection {

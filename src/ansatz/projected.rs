@@ -1,11 +1,13 @@
-//! A dense RBM projected onto a symmetry sector (Choo, Carleo, Regnault & Neupert, PRL 121,
+//! An RBM projected onto a symmetry sector (Choo, Carleo, Regnault & Neupert, PRL 121,
 //! 167204 (2018)):
 //!
 //! `ψ_{k,z}(σ) = Σ_{g∈G} c_g ψ_RBM(gσ)`,  `c_g = χ_{k,z}(g) λ_g`,
 //!
-//! over the lattice translations (× the global spin flip when a spin-inversion sector is asked
-//! for), with `(gσ)_{perm_g(i)} = ±σ_i` and the character `χ(t, f) = exp(2πi Σ_d k_d t_d/L_d) z^f`
-//! of exact diagonalization ([`crate::exact::symmetry`]). Then `ψ(hσ) = χ(h)* ψ(σ)`: the state
+//! over the lattice translations (× the point group when asked for, × the global spin flip when
+//! a spin-inversion sector is asked for), with `(gσ)_{perm_g(i)} = ±σ_i` and the character
+//! `χ(t p, f) = exp(2πi Σ_d k_d t_d/L_d) z^f` of exact diagonalization
+//! ([`crate::exact::symmetry`]), extended by 1 on the point-group elements p (their symmetric
+//! representation; a homomorphism because p fixes k). Then `ψ(hσ) = χ(h)* ψ(σ)`: the state
 //! lies in the sector that `nqs ed --momentum k --inversion z` solves, and the lowest energy it
 //! can reach is that sector's lowest. `λ_g = ±1` carries the Marshall rotation: the program
 //! samples `ψ' = u ψ` with `u(σ) = Π_{i∈B} σ_i`, and `u(gσ) u(σ) = λ_g` is constant in an S^z
@@ -17,7 +19,7 @@
 //! appears). A flip of sites F flips `perm_g(F)` in every image: a proposal costs |G| RBM ratios.
 //! The log-derivatives are `O(σ) = Σ_g w_g O_RBM(gσ)` with `w_g = c_g ψ_RBM(gσ)/ψ(σ)`.
 
-use super::{Ansatz, Rbm, RbmCache, RbmKind};
+use super::{Ansatz, Rbm, RbmCache};
 use crate::lattice::{Lattice, Translation};
 use num_complex::Complex64;
 
@@ -37,19 +39,22 @@ pub struct GroupElement {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Projection {
     pub elements: Vec<GroupElement>,
-    /// The sector: momentum indices (None: no translations in the group) and spin-inversion
-    /// eigenvalue (None: no flip in the group).
+    /// The sector: momentum indices (None: no translations in the group), spin-inversion
+    /// eigenvalue (None: no flip in the group), and whether the point group is in the group.
     pub momentum: Option<Vec<usize>>,
     pub inversion: Option<i8>,
+    pub point_group: bool,
 }
 
 impl Projection {
-    /// The translations of `lattice` (only the identity when `momentum` is None), × the global
-    /// flip when `inversion` is Some, with `c_g = χ(g) · basis_sign(perm, flip)`.
+    /// The translations of `lattice` (only the identity when `momentum` is None), after the
+    /// point group when `point_group` (which must fix the momentum), × the global flip when
+    /// `inversion` is Some, with `c_g = χ(g) · basis_sign(perm, flip)`.
     pub fn new(
         lattice: &Lattice,
         momentum: Option<&[usize]>,
         inversion: Option<i8>,
+        point_group: bool,
         basis_sign: &dyn Fn(&[usize], bool) -> f64,
     ) -> Self {
         let identity = Translation {
@@ -65,9 +70,18 @@ impl Projection {
         } else {
             &[false]
         };
-        let mut elements = Vec::new();
+        let identity_point = [identity.perm.clone()];
+        let points = if point_group {
+            lattice.point_group()
+        } else {
+            &identity_point
+        };
+        let mut elements: Vec<GroupElement> = Vec::new();
         for &flip in flips {
-            for t in translations {
+            for (t, p) in translations
+                .iter()
+                .flat_map(|t| points.iter().map(move |p| (t, p)))
+            {
                 let phase: f64 = t
                     .shift
                     .iter()
@@ -80,10 +94,15 @@ impl Projection {
                 } else {
                     1.0
                 };
+                let perm: Vec<usize> = p.iter().map(|&i| t.perm[i]).collect();
+                if elements.iter().any(|g| g.perm == perm && g.flip == flip) {
+                    continue; // tiny lattices: a point-group element that is a translation
+                }
+                let coefficient = Complex64::from_polar(z * basis_sign(&perm, flip), phase);
                 elements.push(GroupElement {
-                    perm: t.perm.clone(),
+                    perm,
                     flip,
-                    coefficient: Complex64::from_polar(z * basis_sign(&t.perm, flip), phase),
+                    coefficient,
                 });
             }
         }
@@ -91,7 +110,23 @@ impl Projection {
             elements,
             momentum: momentum.map(<[usize]>::to_vec),
             inversion,
+            point_group,
         }
+    }
+
+    /// The sector in words: `momentum [m…], spin inversion ±1, point group (symmetric)`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(m) = &self.momentum {
+            parts.push(format!("momentum {m:?}"));
+        }
+        if let Some(z) = self.inversion {
+            parts.push(format!("spin inversion {z:+}"));
+        }
+        if self.point_group {
+            parts.push("point group (symmetric)".into());
+        }
+        parts.join(", ")
     }
 
     /// The number of states in this sector (with `n_up` up spins, or in the whole space), by
@@ -106,7 +141,7 @@ impl Projection {
     /// use nqs::lattice::{Boundary, Lattice};
     /// // L = 4, S^z = 0: k = π/2 holds one state, and spin inversion maps it to −itself.
     /// let chain = Lattice::chain(4, Boundary::Periodic);
-    /// let sector = |z| Projection::new(&chain, Some(&[1]), Some(z), &|_, _| 1.0);
+    /// let sector = |z| Projection::new(&chain, Some(&[1]), Some(z), false, &|_, _| 1.0);
     /// assert_eq!(sector(-1).sector_dimension(Some(2)), Some(1.0));
     /// assert_eq!(sector(1).sector_dimension(Some(2)), Some(0.0));
     /// ```
@@ -122,15 +157,17 @@ impl Projection {
         Some((sum.re / self.elements.len() as f64).round())
     }
 
-    /// Whether the physical sector (`momentum`, `inversion`) of the lattice has no states with
-    /// `n_up` up spins (its projected wavefunction would vanish).
+    /// Whether the physical sector (`momentum`, `inversion`, symmetric under the point group
+    /// when `point_group`) of the lattice has no states with `n_up` up spins (its projected
+    /// wavefunction would vanish).
     pub fn sector_is_empty(
         lattice: &Lattice,
         momentum: Option<&[usize]>,
         inversion: Option<i8>,
+        point_group: bool,
         n_up: Option<usize>,
     ) -> bool {
-        let physical = Projection::new(lattice, momentum, inversion, &|_, _| 1.0);
+        let physical = Projection::new(lattice, momentum, inversion, point_group, &|_, _| 1.0);
         physical.sector_dimension(n_up) == Some(0.0)
     }
 }
@@ -175,7 +212,8 @@ fn fixed_configurations(perm: &[usize], flip: bool, n_up: Option<usize>) -> f64 
     }
 }
 
-/// A dense RBM projected onto a symmetry sector (see the module documentation).
+/// An RBM projected onto a symmetry sector (see the module documentation): a dense RBM, or an
+/// `rbm_symm` (already translation invariant) projected onto a spin-inversion sector.
 #[derive(Clone, Debug)]
 pub struct ProjectedRbm {
     rbm: Rbm,
@@ -242,12 +280,9 @@ fn log_sum_exp(terms: impl Iterator<Item = Complex64>) -> Complex64 {
 const MAX_FLIPS: usize = 16;
 
 impl ProjectedRbm {
-    /// Projects `rbm` (dense) with `projection`.
+    /// Projects `rbm` (dense, or symmetric under a group that the projection's group
+    /// normalizes) with `projection`.
     pub fn new(rbm: Rbm, projection: Projection) -> Self {
-        assert!(
-            matches!(rbm.rbm_kind(), RbmKind::Dense { .. }),
-            "the projection is over a dense RBM"
-        );
         let log_coefficients = projection
             .elements
             .iter()
@@ -403,13 +438,15 @@ impl Ansatz for ProjectedRbm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ansatz::RbmKind;
     use crate::lattice::Boundary;
     use rand::{RngExt, SeedableRng};
     use rand_xoshiro::Xoshiro256PlusPlus;
 
     fn projected(n: usize, momentum: usize, inversion: Option<i8>, seed: u64) -> ProjectedRbm {
         let lattice = Lattice::chain(n, Boundary::Periodic);
-        let projection = Projection::new(&lattice, Some(&[momentum]), inversion, &|_, _| 1.0);
+        let projection =
+            Projection::new(&lattice, Some(&[momentum]), inversion, false, &|_, _| 1.0);
         ProjectedRbm::new(
             Rbm::random(n, RbmKind::Dense { alpha: 2 }, 0.3, seed),
             projection,
@@ -436,6 +473,16 @@ mod tests {
             a.image_of(g, sigma, &mut image);
             image == sigma && (g.coefficient - 1.0).norm() > 1e-9
         })
+    }
+
+    /// Whether ψ(σ) is a cancellation to rounding level: |ψ| below 1e-6 of its largest term.
+    /// (With a symmetric RBM inside, ψ can vanish through the RBM's own group, e.g. when the
+    /// flip of σ is a translation of σ and z = −1.)
+    fn cancels(a: &ProjectedRbm, sigma: &[i8]) -> bool {
+        let mut cache = a.new_cache();
+        a.refresh(sigma, &mut cache);
+        let largest = cache.terms.iter().map(|t| t.re).fold(f64::MIN, f64::max);
+        cache.log_psi.re < largest - 6.0 * std::f64::consts::LN_10
     }
 
     /// `(ln a − ln b)` with the imaginary part reduced to (−π, π].
@@ -480,7 +527,26 @@ mod tests {
     #[test]
     fn cached_updates_equal_full_recomputation() {
         let n = 10;
-        let a = projected(n, 2, Some(1), 9);
+        let lattice = Lattice::chain(n, Boundary::Periodic);
+        let with_reflection = ProjectedRbm::new(
+            Rbm::random(n, RbmKind::Dense { alpha: 2 }, 0.3, 10),
+            Projection::new(&lattice, Some(&[5]), Some(-1), true, &|_, _| 1.0),
+        );
+        let symmetric_with_flip = ProjectedRbm::new(
+            Rbm::random(n, RbmKind::symmetric(2, &lattice, true), 0.3, 11),
+            Projection::new(&lattice, None, Some(1), false, &|_, _| 1.0),
+        );
+        for a in [
+            projected(n, 2, Some(1), 9),
+            with_reflection,
+            symmetric_with_flip,
+        ] {
+            cached_updates_follow_a_walk(&a);
+        }
+    }
+
+    fn cached_updates_follow_a_walk(a: &ProjectedRbm) {
+        let n = a.n_sites();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
         let mut sigma = spins(n, &mut rng);
         let mut cache = a.new_cache();
@@ -497,19 +563,19 @@ mod tests {
             for &f in &flips {
                 next[f] = -next[f];
             }
-            if vanishes_by_symmetry(&a, &sigma) || vanishes_by_symmetry(&a, &next) {
+            if vanishes_by_symmetry(a, &sigma) || vanishes_by_symmetry(a, &next) {
                 // Ratios to or from a zero amplitude are not numbers; the cache must still
                 // follow the walk through it.
                 a.flip(&mut sigma, &mut cache, &flips);
                 continue;
             }
-            let slow = log_psi(&a, &next) - log_psi(&a, &sigma);
+            let slow = log_psi(a, &next) - log_psi(a, &sigma);
             assert!(difference(fast, slow).norm() < 1e-9, "step {step}");
             let r = a.ratio(&sigma, &cache, &flips);
             assert!((r - slow.exp()).norm() < 1e-9 * slow.exp().norm().max(1.0));
             a.flip(&mut sigma, &mut cache, &flips);
             assert_eq!(sigma, next);
-            assert!(difference(a.log_psi(&sigma, &cache), log_psi(&a, &sigma)).norm() < 1e-9);
+            assert!(difference(a.log_psi(&sigma, &cache), log_psi(a, &sigma)).norm() < 1e-9);
         }
     }
 
@@ -542,6 +608,98 @@ mod tests {
             );
         }
         a.set_parameters(&base);
+    }
+
+    /// With the point group, the dense projection on a 4 × 4 lattice is symmetric under C4v and
+    /// carries the momentum's character under translations (k = (0,0) and (π,π), both fixed by
+    /// C4v); the symmetric RBM projected on a spin-inversion sector is even or odd under the
+    /// flip. Derivatives of both against finite differences.
+    #[test]
+    fn point_group_and_flip_projections_transform_and_differentiate() {
+        let lattice = Lattice::square(4, 4, Boundary::Periodic);
+        let n = 16;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let cases = [
+            (
+                Rbm::random(n, RbmKind::Dense { alpha: 1 }, 0.3, 1),
+                Projection::new(&lattice, Some(&[0, 0]), None, true, &|_, _| 1.0),
+            ),
+            (
+                Rbm::random(n, RbmKind::Dense { alpha: 1 }, 0.3, 2),
+                Projection::new(&lattice, Some(&[2, 2]), Some(-1), true, &|_, _| 1.0),
+            ),
+            (
+                Rbm::random(n, RbmKind::symmetric(2, &lattice, true), 0.3, 3),
+                Projection::new(&lattice, None, Some(-1), false, &|_, _| 1.0),
+            ),
+        ];
+        let expected_sizes = [128, 256, 2];
+        for (case, ((rbm, projection), size)) in cases.into_iter().zip(expected_sizes).enumerate() {
+            assert_eq!(projection.elements.len(), size);
+            let (momentum, inversion) = (projection.momentum.clone(), projection.inversion);
+            let mut a = ProjectedRbm::new(rbm, projection);
+            for _ in 0..10 {
+                let sigma = spins(n, &mut rng);
+                if vanishes_by_symmetry(&a, &sigma) || cancels(&a, &sigma) {
+                    continue;
+                }
+                let reference = log_psi(&a, &sigma);
+                let transformed = |perm: &[usize], flip: bool| {
+                    let mut image = vec![0; n];
+                    for (i, &s) in sigma.iter().enumerate() {
+                        image[perm[i]] = if flip { -s } else { s };
+                    }
+                    log_psi(&a, &image)
+                };
+                for p in lattice.point_group() {
+                    let d = difference(transformed(p, false), reference);
+                    assert!(d.norm() < 1e-9, "case {case}, point group: {d}");
+                }
+                if let Some(m) = &momentum {
+                    let t = &lattice.translations()[1];
+                    let phase: f64 = m
+                        .iter()
+                        .zip(&t.shift)
+                        .map(|(&k, &s)| -2.0 * std::f64::consts::PI * (k * s) as f64 / 4.0)
+                        .sum();
+                    let d = difference(transformed(&t.perm, false), reference);
+                    assert!(difference(d, Complex64::new(0.0, phase)).norm() < 1e-9);
+                }
+                if let Some(z) = inversion {
+                    let identity: Vec<usize> = (0..n).collect();
+                    let d = difference(transformed(&identity, true), reference);
+                    let expected = Complex64::new(f64::from(z), 0.0).ln();
+                    assert!(difference(d, expected).norm() < 1e-9, "flip: {d}");
+                }
+            }
+            let sigma = loop {
+                let sigma = spins(n, &mut rng);
+                if !vanishes_by_symmetry(&a, &sigma) && !cancels(&a, &sigma) {
+                    break sigma;
+                }
+            };
+            let mut cache = a.new_cache();
+            a.refresh(&sigma, &mut cache);
+            let mut analytic = vec![ZERO; a.n_parameters()];
+            a.log_derivatives(&sigma, &cache, &mut analytic);
+            let base = a.parameters().to_vec();
+            let h = 1e-6;
+            for k in (0..base.len()).step_by(7) {
+                let mut p = base.clone();
+                p[k] += h;
+                a.set_parameters(&p);
+                let plus = log_psi(&a, &sigma);
+                p[k] = base[k] - h;
+                a.set_parameters(&p);
+                let minus = log_psi(&a, &sigma);
+                let numeric = difference(plus, minus) / (2.0 * h);
+                assert!(
+                    (numeric - analytic[k]).norm() < 1e-6 * (1.0 + analytic[k].norm()),
+                    "parameter {k}: {numeric} vs {}",
+                    analytic[k]
+                );
+            }
+        }
     }
 
     #[test]

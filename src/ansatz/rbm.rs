@@ -1,4 +1,5 @@
-//! Complex restricted Boltzmann machines: `rbm` (dense) and `rbm_symm` (translation-symmetric).
+//! Complex restricted Boltzmann machines: `rbm` (dense) and `rbm_symm` (weights shared over the
+//! translations, or over the whole space group).
 //!
 //! `log ψ(σ) = Σ_i a_i σ_i + Σ_j ln cosh θ_j`, `θ_j = b_j + Σ_i W_ji σ_i`, all complex.
 //!
@@ -25,8 +26,9 @@
 //! - `rbm`: `[a_0..a_{N−1}, b_0..b_{M−1}, W_{0,0}..W_{0,N−1}, W_{1,0}, …]` (W row-major, M×N),
 //!   M = αN.
 //! - `rbm_symm`: `[a, b_0..b_{α−1}, w_{0,0}..w_{0,N−1}, w_{1,0}, …]`: one visible bias, α filters
-//!   of N weights; hidden unit (f, t) of translation t has `W_{(f,t), t(k)} = w_{f,k}`,
-//!   M = α·|T|. Derivatives sum over translations: `O_{w_{f,k}} = Σ_t tanh θ_{f,t} σ_{t(k)}`.
+//!   of N weights; hidden unit (f, g) of group element g (a translation, or a translation
+//!   after a point-group element) has `W_{(f,g), g(k)} = w_{f,k}`, M = α·|G|. Derivatives sum
+//!   over the group: `O_{w_{f,k}} = Σ_g tanh θ_{f,g} σ_{g(k)}`.
 
 use super::{log_cosh, Ansatz, DenseRbmLayer};
 use num_complex::Complex64;
@@ -36,12 +38,13 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 const ZERO: Complex64 = Complex64::new(0.0, 0.0);
 const ONE: Complex64 = Complex64::new(1.0, 0.0);
 
-/// Dense or translation-symmetric parameterization of the same RBM kernel.
+/// Dense or symmetric parameterization of the same RBM kernel.
 #[derive(Clone, Debug)]
 pub enum RbmKind {
     /// Independent `a`, `b`, `W` with `alpha·N` hidden units.
     Dense { alpha: usize },
-    /// `alpha` filters shared over the translations `perms` (site k ↦ perms[t][k]).
+    /// `alpha` filters shared over a group of site permutations `perms` (site k ↦ perms[g][k]):
+    /// `θ_{f,g}(σ) = b_f + Σ_k W_{f,k} σ_{perms[g][k]}`, so `ψ(σ) = ψ(gσ)` for every g.
     Symmetric {
         alpha: usize,
         perms: Vec<Vec<usize>>,
@@ -49,16 +52,21 @@ pub enum RbmKind {
 }
 
 impl RbmKind {
-    /// `alpha` filters shared over the translation group of `lattice`.
-    pub fn translation_symmetric(alpha: usize, lattice: &crate::lattice::Lattice) -> Self {
-        RbmKind::Symmetric {
-            alpha,
-            perms: lattice
+    /// `alpha` filters shared over the translations of `lattice`, or over its whole space
+    /// group (translations × point group, [`Lattice::space_group`]) when `point_group`.
+    ///
+    /// [`Lattice::space_group`]: crate::lattice::Lattice::space_group
+    pub fn symmetric(alpha: usize, lattice: &crate::lattice::Lattice, point_group: bool) -> Self {
+        let perms = if point_group {
+            lattice.space_group()
+        } else {
+            lattice
                 .translations()
                 .iter()
                 .map(|t| t.perm.clone())
-                .collect(),
-        }
+                .collect()
+        };
+        RbmKind::Symmetric { alpha, perms }
     }
 }
 
@@ -610,13 +618,47 @@ mod tests {
     }
 
     fn kinds(n: usize) -> Vec<RbmKind> {
+        let chain = crate::lattice::Lattice::chain(n, crate::lattice::Boundary::Periodic);
         vec![
             RbmKind::Dense { alpha: 2 },
             RbmKind::Symmetric {
                 alpha: 3,
                 perms: chain_perms(n),
             },
+            // Translations and the reflection: 2N hidden units per filter.
+            RbmKind::symmetric(2, &chain, true),
         ]
+    }
+
+    /// Filters shared over the space group make ψ invariant under every element of it (here
+    /// the 128 of a periodic 4 × 4 lattice: translations × C4v).
+    #[test]
+    fn space_group_sharing_makes_psi_invariant() {
+        use crate::lattice::{Boundary, Lattice};
+        let lattice = Lattice::square(4, 4, Boundary::Periodic);
+        let rbm = Rbm::random(16, RbmKind::symmetric(2, &lattice, true), 0.4, 3);
+        assert_eq!(rbm.n_parameters(), 1 + 2 + 2 * 16);
+        let group = lattice.space_group();
+        assert_eq!(group.len(), 128);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+        let log_psi = |sigma: &[i8]| {
+            let mut cache = rbm.new_cache();
+            rbm.refresh(sigma, &mut cache);
+            rbm.log_psi(sigma, &cache)
+        };
+        for _ in 0..10 {
+            let sigma = random_sigma(16, &mut rng);
+            let reference = log_psi(&sigma);
+            for g in &group {
+                let mut image = vec![0; 16];
+                for (i, &s) in sigma.iter().enumerate() {
+                    image[g[i]] = s;
+                }
+                let d = log_psi(&image) - reference;
+                let tau = 2.0 * std::f64::consts::PI;
+                assert!(d.re.abs() < 1e-10 && (d.im - tau * (d.im / tau).round()).abs() < 1e-10);
+            }
+        }
     }
 
     /// Log-derivatives against central finite differences `(log ψ(p + h e_k) − log ψ(p − h e_k))/2h`
@@ -700,18 +742,21 @@ mod tests {
             let cached = rbm.log_psi(&sigma, &cache);
             let full = rbm.log_psi(&sigma, &fresh);
             assert!((cached - full).norm() < 1e-10, "{cached} vs {full}");
+            // Relative: near a zero of cosh θ (|A|, |B| ≫ 1) the rounding is magnified.
             for (c, (cached, fresh)) in cache.a_t.iter().zip(&fresh.a_t).enumerate() {
                 for l in 0..LANES {
                     assert!(
-                        (cached.get(l) - fresh.get(l)).norm() < 1e-10,
-                        "A in block {c}"
+                        (cached.get(l) - fresh.get(l)).norm() < 1e-10 * (1.0 + fresh.get(l).norm()),
+                        "A in block {c}: {} vs {}",
+                        cached.get(l),
+                        fresh.get(l)
                     );
                 }
             }
             for (c, (cached, fresh)) in cache.b_t.iter().zip(&fresh.b_t).enumerate() {
                 for l in 0..LANES {
                     assert!(
-                        (cached.get(l) - fresh.get(l)).norm() < 1e-10,
+                        (cached.get(l) - fresh.get(l)).norm() < 1e-10 * (1.0 + fresh.get(l).norm()),
                         "B in block {c}"
                     );
                 }

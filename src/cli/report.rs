@@ -270,7 +270,7 @@ impl Printer {
                 "wall_time_s": o.wall_time,
                 "time_per_iteration_s": o.median_iteration_time,
                 "output": o.output,
-                "sector": m.projection.as_ref().map(|p| json!({"momentum": p.momentum, "spin_inversion": p.inversion})),
+                "sector": m.projection.as_ref().map(|p| json!({"momentum": p.momentum, "spin_inversion": p.inversion, "point_group": p.point_group})),
             });
             if let Some(r) = &o.results {
                 let extra = results_json(r, n);
@@ -296,11 +296,7 @@ impl Printer {
         };
         outln!("{}", m.describe());
         if let Some(p) = &m.projection {
-            outln!(
-                "  sector             momentum {:?}, spin inversion {:?} (physical basis)",
-                p.momentum,
-                p.inversion
-            );
+            outln!("  sector             {} (physical basis)", p.describe());
         }
         print_results(r, n);
         if let Some(v) = o.v_score(n) {
@@ -418,11 +414,19 @@ impl Printer {
             let sector = match &a["sector"] {
                 Value::Null => String::new(),
                 s => format!(
-                    ", projected on momentum {}{}",
-                    s["momentum"],
+                    ", projected on{}{}{}",
+                    match &s["momentum"] {
+                        Value::Null => String::new(),
+                        m => format!(" momentum {m}"),
+                    },
                     s["spin_inversion"]
                         .as_i64()
-                        .map_or(String::new(), |z| format!(", spin inversion {z:+}"))
+                        .map_or(String::new(), |z| format!(" spin inversion {z:+}")),
+                    if s["point_group"].as_bool() == Some(true) {
+                        " point group"
+                    } else {
+                        ""
+                    }
                 ),
             };
             outln!(

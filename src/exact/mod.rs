@@ -271,16 +271,23 @@ impl<T: Field, K: BitRows> RowOperator<T> for SectorOperator<'_, K> {
 
 /// Does the operator commute with every translation of the lattice?
 pub fn translation_invariant(op: &PauliSum, lattice: &Lattice) -> bool {
-    lattice.translations().iter().all(|t| {
+    let perms: Vec<Vec<usize>> = lattice
+        .translations()
+        .iter()
+        .map(|t| t.perm.clone())
+        .collect();
+    permutation_invariant(op, &perms)
+}
+
+/// Is the operator invariant under every site permutation `i ↦ perm[i]` of `perms`?
+pub fn permutation_invariant(op: &PauliSum, perms: &[Vec<usize>]) -> bool {
+    perms.iter().all(|perm| {
         let mapped = PauliSum::new(
             op.n_sites(),
             op.strings().iter().map(|s| {
                 PauliString::new(
                     s.coeff,
-                    &s.ops
-                        .iter()
-                        .map(|&(i, p)| (t.perm[i], p))
-                        .collect::<Vec<_>>(),
+                    &s.ops.iter().map(|&(i, p)| (perm[i], p)).collect::<Vec<_>>(),
                 )
             }),
         );

@@ -23,8 +23,10 @@ pub fn describe(path: &Path) -> Result<Value> {
     // A projected ansatz: its symmetry sector (physical basis).
     let sector = stored
         .as_ref()
-        .and_then(|c| c.ansatz.sector())
-        .map(|(momentum, inversion)| json!({"momentum": momentum, "spin_inversion": inversion}));
+        .and_then(|c| c.ansatz.sector().map(|sector| (sector, c.ansatz.point_group())))
+        .map(|((momentum, inversion), point_group)| {
+            json!({"momentum": momentum, "spin_inversion": inversion, "point_group": point_group})
+        });
     let finished = io::read_attr::<u8>(&file, "finished").ok().map(|v| v == 1);
     let ansatz = match file.group("ansatz") {
         Ok(g) => {

@@ -152,8 +152,13 @@ pub fn run(
         // `both`: a parity without states at this momentum (small lattices) is left out; a
         // single chosen parity without states is an input error (from the sector's model).
         sectors.retain(|(k, z)| {
-            let empty =
-                Projection::sector_is_empty(&base.lattice, Some(k), *z, base.hamiltonian.n_up);
+            let empty = Projection::sector_is_empty(
+                &base.lattice,
+                Some(k),
+                *z,
+                base.config.ansatz.point_group(),
+                base.hamiltonian.n_up,
+            );
             if empty {
                 on_sector(&format!(
                     "sector k = {k:?}, z = {:+}: no states in this S^z sector, left out",
