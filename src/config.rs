@@ -113,22 +113,25 @@ impl Model {
         )
     }
 
-    /// `rbm alpha=2`, with the projection when there is one: `rbm alpha=2 projected on k = [3],
-    /// z = -1 (16 images)`.
+    /// `rbm alpha=2`, with the symmetry when there is one: `rbm_symm alpha=8 over the space
+    /// group (288 elements)`, `rbm alpha=2 projected on k = [3], z = -1 (16 images)`.
     pub fn describe_ansatz(&self) -> String {
         let a = &self.config.ansatz;
-        let base = format!("{} alpha={}", a.name(), a.alpha());
-        match &self.projection {
-            None => base,
-            Some(p) => {
-                let k = p
-                    .momentum
-                    .as_ref()
-                    .map_or(String::new(), |k| format!(" k = {k:?}"));
-                let z = p.inversion.map_or(String::new(), |z| format!(" z = {z:+}"));
-                format!("{base} projected on{k}{z} ({} images)", p.elements.len())
-            }
+        let mut text = format!("{} alpha={}", a.name(), a.alpha());
+        if a.point_group() && matches!(a, crate::ansatz::AnsatzSpec::RbmSymm(_)) {
+            let group = self.lattice.space_group().len();
+            text += &format!(" over the space group ({group} elements)");
         }
+        if let Some(p) = &self.projection {
+            let k = p
+                .momentum
+                .as_ref()
+                .map_or(String::new(), |k| format!(" k = {k:?}"));
+            let z = p.inversion.map_or(String::new(), |z| format!(" z = {z:+}"));
+            let point = if p.point_group { " point group" } else { "" };
+            text += &format!(" projected on{k}{z}{point} ({} images)", p.elements.len());
+        }
+        text
     }
 }
 
