@@ -245,18 +245,26 @@ fn projection(
     let momentum: Option<Vec<usize>> = momentum.map(|m| m.iter().map(|&q| q as usize).collect());
     // rbm_symm's shared weights carry the point group; only a dense RBM projects onto it.
     let point_group = point_group && matches!(ansatz, AnsatzSpec::Rbm(_));
-    if Projection::sector_is_empty(lattice, momentum.as_deref(), inversion, point_group, h.n_up) {
+    let sz = h
+        .n_up
+        .map_or(String::new(), |k| format!(" with {k} up spins"));
+    if Projection::sector_is_empty(lattice, momentum.as_deref(), inversion, false, h.n_up) {
         let key = if momentum.is_some() {
             "ansatz.momentum"
         } else {
             "ansatz.spin_inversion"
         };
-        let sz = h
-            .n_up
-            .map_or(String::new(), |k| format!(" with {k} up spins"));
         return Err(Invalid::new(
             key,
             format!("this symmetry sector has no states{sz} on this lattice (its projected wavefunction would vanish); `nqs ed --symmetry` lists the sectors"),
+        ));
+    }
+    if point_group
+        && Projection::sector_is_empty(lattice, momentum.as_deref(), inversion, true, h.n_up)
+    {
+        return Err(Invalid::new(
+            "ansatz.point_group",
+            format!("no state of this sector{sz} is symmetric under the point group (the projected wavefunction would vanish); leave point_group out"),
         ));
     }
     // A reference state of the sector: the first n_up sites up.
@@ -272,6 +280,26 @@ fn projection(
             rotation.sign(&image) * rotation.sign(&sigma)
         }
     };
+    if matches!(ansatz, AnsatzSpec::RbmSymm(_)) {
+        // rbm_symm is invariant under its own group in the sampled basis (k = 0 there, and the
+        // point group's symmetric representation): with the flip's character z the states left
+        // are counted by the sampled-basis characters, `c_g = z^f λ_g` (a sampled-basis trace
+        // is λ_g times the physical one).
+        let zero = vec![0; lattice.extent().len()];
+        let sampled = Projection::new(
+            lattice,
+            Some(&zero),
+            inversion,
+            ansatz.point_group(),
+            &basis_sign,
+        );
+        if sampled.sector_dimension(h.n_up) == Some(0.0) {
+            return Err(Invalid::new(
+                "ansatz.spin_inversion",
+                format!("rbm_symm is symmetric under the translations{} (in the sampled basis), and no such state{sz} has this spin-inversion eigenvalue: its projection would vanish", if ansatz.point_group() { " and the point group" } else { "" }),
+            ));
+        }
+    }
     Ok(Some(Projection::new(
         lattice,
         momentum.as_deref(),

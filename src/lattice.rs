@@ -406,28 +406,48 @@ impl Lattice {
     }
 
     /// The space group `{t ∘ p}`: every point-group element followed by every translation,
-    /// `i ↦ t[p[i]]`, without repetitions (tiny lattices), ordered by translation then point
-    /// element.
+    /// `i ↦ t[p[i]]`, ordered by translation then point element. (The elements are distinct:
+    /// a point-group element fixes site 0, so `t ∘ p` sends 0 where t does, and t acts freely.)
     pub fn space_group(&self) -> Vec<Vec<usize>> {
-        let mut group: Vec<Vec<usize>> = Vec::new();
-        for t in &self.translations {
-            for p in &self.point_group {
-                let perm: Vec<usize> = p.iter().map(|&i| t.perm[i]).collect();
-                if !group.contains(&perm) {
-                    group.push(perm);
-                }
-            }
-        }
-        group
+        self.translations
+            .iter()
+            .flat_map(|t| {
+                self.point_group
+                    .iter()
+                    .map(move |p| p.iter().map(|&i| t.perm[i]).collect())
+            })
+            .collect()
     }
 
-    /// Whether the point group maps momentum `m` to itself (mod the reciprocal lattice), so
-    /// that momentum and the point group's symmetric representation can be projected together:
-    /// `k = 0` or `π` in every direction, equal components when the axes are exchanged.
+    /// Whether every point-group element p maps momentum `m` to itself (mod the reciprocal
+    /// lattice), so that `χ(t ∘ p) = χ_k(t)` is a character of the space group: checked as
+    /// `χ_k(p t p⁻¹) = χ_k(t)` for every translation t.
     pub fn point_group_fixes(&self, m: &[usize]) -> bool {
-        let edge = |d: usize| m[d] == 0 || 2 * m[d] == self.extent[d];
-        let exchanges = self.point_group.len() == 8;
-        (0..m.len()).all(edge) && (!exchanges || m[0] == m[1])
+        let n = self.n_sites;
+        let phase = |shift: &[usize]| -> usize {
+            // Σ_d m_d s_d / L_d in units of 1 / Π L, mod 1.
+            let total: usize = self.extent.iter().product();
+            shift
+                .iter()
+                .zip(m)
+                .zip(&self.extent)
+                .map(|((&s, &k), &l)| s * k * (total / l))
+                .sum::<usize>()
+                % total
+        };
+        self.point_group.iter().all(|p| {
+            let mut inverse = vec![0; n];
+            for (i, &j) in p.iter().enumerate() {
+                inverse[j] = i;
+            }
+            self.translations.iter().all(|t| {
+                let conjugate: Vec<usize> = (0..n).map(|i| p[t.perm[inverse[i]]]).collect();
+                self.translations
+                    .iter()
+                    .find(|u| u.perm == conjugate)
+                    .is_some_and(|u| phase(&u.shift) == phase(&t.shift))
+            })
+        })
     }
 
     /// The momentum grid `m` (one integer per dimension, `q_d = 2π m_d / L_d`) of a chain or
@@ -578,5 +598,9 @@ mod tests {
         assert!(rectangle.point_group_fixes(&[3, 0]));
         let chain = Lattice::chain(8, Boundary::Periodic);
         assert!(chain.point_group_fixes(&[4]) && !chain.point_group_fixes(&[1]));
+        // 2 × 2: the sign changes are trivial mod 2, the axis exchange is not.
+        let tiny = Lattice::square(2, 2, Boundary::Periodic);
+        assert_eq!(tiny.point_group().len(), 2);
+        assert!(tiny.point_group_fixes(&[1, 1]) && !tiny.point_group_fixes(&[1, 0]));
     }
 }

@@ -247,7 +247,7 @@ impl AnsatzSpec {
         if s.point_group && lattice.point_group().len() < 2 {
             return Err(Invalid::new(
                 "ansatz.point_group",
-                "the point group needs a periodic chain or square lattice",
+                "this lattice has no point-group symmetry besides the identity (periodic chains of 3 or more sites and periodic square lattices have)",
             ));
         }
         let Some((momentum, inversion)) = self.sector() else {

@@ -95,9 +95,6 @@ impl Projection {
                     1.0
                 };
                 let perm: Vec<usize> = p.iter().map(|&i| t.perm[i]).collect();
-                if elements.iter().any(|g| g.perm == perm && g.flip == flip) {
-                    continue; // tiny lattices: a point-group element that is a translation
-                }
                 let coefficient = Complex64::from_polar(z * basis_sign(&perm, flip), phase);
                 elements.push(GroupElement {
                     perm,

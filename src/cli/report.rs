@@ -270,7 +270,7 @@ impl Printer {
                 "wall_time_s": o.wall_time,
                 "time_per_iteration_s": o.median_iteration_time,
                 "output": o.output,
-                "sector": m.projection.as_ref().map(|p| json!({"momentum": p.momentum, "spin_inversion": p.inversion, "point_group": p.point_group})),
+                "sector": m.projection.as_ref().map(|p| json!({"momentum": p.momentum, "spin_inversion": p.inversion, "point_group": m.config.ansatz.point_group()})),
             });
             if let Some(r) = &o.results {
                 let extra = results_json(r, n);

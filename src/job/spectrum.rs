@@ -144,19 +144,35 @@ pub fn run(
     } else {
         job.spin_inversions.iter().copied().map(Some).collect()
     };
-    let mut sectors: Vec<(Vec<usize>, Option<i8>)> = sector_momenta(job, &base)?
+    let mut momenta = sector_momenta(job, &base)?;
+    if base.config.ansatz.point_group() && job.momenta.is_none() {
+        // All momenta with the point group: only those it fixes have a symmetric sector.
+        momenta.retain(|k| {
+            let fixed = base.lattice.point_group_fixes(k);
+            if !fixed {
+                on_sector(&format!(
+                    "sector k = {k:?}: not fixed by the point group (point_group = true), left out"
+                ));
+            }
+            fixed
+        });
+    }
+    let mut sectors: Vec<(Vec<usize>, Option<i8>)> = momenta
         .into_iter()
         .flat_map(|k| inversions.iter().map(move |&z| (k.clone(), z)))
         .collect();
     if inversions.len() > 1 {
         // `both`: a parity without states at this momentum (small lattices) is left out; a
         // single chosen parity without states is an input error (from the sector's model).
+        let point_group = base.config.ansatz.point_group();
         sectors.retain(|(k, z)| {
+            // A momentum the point group does not fix is refused by the sector's model.
+            let point_group = point_group && base.lattice.point_group_fixes(k);
             let empty = Projection::sector_is_empty(
                 &base.lattice,
                 Some(k),
                 *z,
-                base.config.ansatz.point_group(),
+                point_group,
                 base.hamiltonian.n_up,
             );
             if empty {

@@ -477,7 +477,6 @@ impl<'a, A: Ansatz> Driver<'a, A> {
                         wall_time: wall_offset + start.elapsed().as_secs_f64(),
                     };
                     if it == 0 {
-                        stuck_chains(&report.sweep, self.comm)?;
                         if let Some(warning) = eigenstate_warning(e) {
                             observers.iter_mut().for_each(|o| o.note(&warning));
                         }
@@ -542,25 +541,6 @@ impl<'a, A: Ansatz> Driver<'a, A> {
             &mut || stop.requested_by_any(iteration, comm),
         )
     }
-}
-
-/// An error when no chain of any process accepted a move in the first iteration. From a near-
-/// uniform initial state every allowed move has a ratio of order one, so this means that from
-/// their starting states the proposals reach only states of zero amplitude — a symmetry sector
-/// whose allowed states the moves cannot connect (e.g. L = 8, k = π, z = +1 with the reflection,
-/// where every allowed state is isolated under exchanges). The samples would be the starting
-/// states, and the energy meaningless. (Later iterations are not checked: a converged, nearly
-/// classical state may legitimately reject almost everything.) Collective.
-fn stuck_chains(sweep: &SweepInfo, comm: &dyn Communicator) -> Result<()> {
-    let mut counts = [sweep.accepted, sweep.proposed];
-    comm.sum_u64(&mut counts);
-    let [accepted, proposed] = counts;
-    if accepted == 0 && proposed > 0 {
-        return Err(Error::Runtime(format!(
-            "iteration 0: the Markov chains accepted none of {proposed} proposed moves: from their starting states the moves reach only states of zero amplitude, so the chains cannot sample this state (a symmetry sector whose allowed states these moves do not connect on this lattice; try another sampler.kind, a larger lattice or another sector)"
-        )));
-    }
-    Ok(())
 }
 
 /// A warning when the first iteration's state is (close to) an exact eigenstate: its energy
