@@ -38,7 +38,7 @@ const VALUES: [&str; 22] = [
     "1e-300",
 ];
 
-const KEYS: [&str; 27] = [
+const KEYS: [&str; 28] = [
     "lattice.kind",
     "lattice.length",
     "lattice.extent",
@@ -66,6 +66,7 @@ const KEYS: [&str; 27] = [
     "optimizer.solver",
     "optimizer.diag_shift_kind",
     "run.checkpoint_every",
+    "run.init_from",
 ];
 
 fn scale() -> (u64, usize) {

@@ -407,3 +407,108 @@ fn bad_files_for_resume_info_and_plot_exit_2() {
     ]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn init_from_starts_a_new_run_from_stored_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", RUN_16);
+    let first = dir.path().join("first.h5");
+    assert_eq!(run(&model, &first, &[], &[]).0, 0);
+    let first_bytes = std::fs::read(&first).unwrap();
+    let optimized = common::history(&first, "energy");
+    let optimized = optimized[optimized.len() - 5..].iter().sum::<f64>() / 5.0;
+    let init = format!("run.init_from={}", first.display());
+    // The projected dense RBM (k = 0, z = +1) from the optimized unprojected parameters: its first
+    // energy is the optimized one (the projection of a nearly symmetric state changes little),
+    // far below a random start's.
+    let projected = dir.path().join("projected.h5");
+    let (code, stderr) = run(
+        &model,
+        &projected,
+        &[
+            "--set",
+            &init,
+            "--set",
+            "ansatz.momentum=0",
+            "--set",
+            "ansatz.spin_inversion=1",
+            "--set",
+            "optimizer.iterations=2",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("starting from the parameters of"),
+        "{stderr}"
+    );
+    let started = common::history(&projected, "energy")[0];
+    let fresh = dir.path().join("fresh.h5");
+    let (code, _) = run(&model, &fresh, &["--set", "optimizer.iterations=2"], &[]);
+    assert_eq!(code, 0);
+    let random = common::history(&fresh, "energy")[0];
+    assert!(
+        (started - optimized).abs() < 0.02 * optimized.abs(),
+        "started at {started}, optimized {optimized}"
+    );
+    assert!(random > 0.8 * optimized, "random start {random}");
+    // Parameters of another ansatz, lattice or basis, and files that hold none: exit 2, naming
+    // the key; the source file is never touched.
+    let other = dir.path().join("other.h5");
+    for (extra, needle) in [
+        ("ansatz.alpha=1", "ansatz.alpha: 2 → 1"),
+        ("lattice.length=12", "lattice.length"),
+        ("model.marshall_sign=false", "another basis"),
+        (
+            "ansatz.kind=\"rbm_symm\"",
+            "ansatz.kind: \"rbm\" → \"rbm_symm\"",
+        ),
+    ] {
+        let (code, stderr) = run(&model, &other, &["--set", &init, "--set", extra], &[]);
+        assert_eq!(code, 2, "{extra}: {stderr}");
+        assert!(
+            stderr.contains("run.init_from") && stderr.contains(needle),
+            "{extra}: {stderr}"
+        );
+        assert!(!other.exists());
+    }
+    let ed = dir.path().join("ed.h5");
+    assert_eq!(
+        nqs(&[
+            "ed",
+            &model.to_string_lossy(),
+            "--output",
+            &ed.to_string_lossy()
+        ])
+        .0,
+        0
+    );
+    for (source, needle) in [
+        (ed.clone(), "not a run"),
+        (dir.path().join("missing.h5"), "no such run file"),
+        (model.clone(), "HDF5"),
+    ] {
+        let set = format!("run.init_from={}", source.display());
+        let (code, stderr) = run(&model, &other, &["--set", &set], &[]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    }
+    // It is part of the run's identity: a resume without it is refused.
+    let (code, stderr) = run(
+        &model,
+        &projected,
+        &[
+            "--resume",
+            "--set",
+            "ansatz.momentum=0",
+            "--set",
+            "ansatz.spin_inversion=1",
+            "--set",
+            "optimizer.iterations=3",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("run.init_from"), "{stderr}");
+    assert_eq!(std::fs::read(&first).unwrap(), first_bytes);
+}

@@ -142,6 +142,85 @@ fn read_stored(path: &Path) -> Result<(StateRecord, RootInfo, bool)> {
     Ok((state, root, finished))
 }
 
+/// The keys that fix the meaning of an ansatz's parameter vector: a run can start from another
+/// run's parameters only when these agree (the point group matters to `rbm_symm` only: for a
+/// dense RBM it is part of the projection).
+fn fixes_parameter_meaning(key: &str, kind: &str) -> bool {
+    key.starts_with("lattice.")
+        || key == "ansatz.kind"
+        || key == "ansatz.alpha"
+        || (key == "ansatz.point_group" && kind == "rbm_symm")
+}
+
+/// `run.init_from`: sets the fresh `state`'s parameters to those stored in another run file,
+/// after checking that they mean the same wavefunction here: a run (finished, or its
+/// checkpoint), the same ansatz on the same lattice ([`fixes_parameter_meaning`]) and the same
+/// sampled basis (Marshall sites). Returns the note for the log; exit code 2 otherwise.
+fn start_from_stored<A: Ansatz>(
+    model: &Model,
+    source: &Path,
+    state: &mut RunState<A>,
+) -> Result<String> {
+    let refuse = |message: String| {
+        Error::key(
+            &model.path,
+            "run.init_from",
+            format!("{}: {message}", source.display()),
+        )
+    };
+    if !source.is_file() {
+        return Err(refuse("no such run file".into()));
+    }
+    let file =
+        io::open_nqs_file(source).map_err(|e| Error::key(&model.path, "run.init_from", e))?;
+    let root = io::read_root(&file);
+    if root.command != "run" {
+        return Err(refuse(format!(
+            "holds an `nqs {}` result, not a run",
+            if root.command.is_empty() {
+                "?"
+            } else {
+                &root.command
+            }
+        )));
+    }
+    let record = io::read_state(&file, &HistoryRow::COLUMNS).map_err(|_| {
+        refuse(format!(
+            "holds no complete state (a run still in progress keeps it in {})",
+            checkpoint_path(source).display()
+        ))
+    })?;
+    let stored = config::parse_stored(&root.config_text)
+        .map_err(|e| refuse(format!("its stored configuration cannot be read ({e})")))?;
+    let kind = state.ansatz.kind();
+    let differ: Vec<String> = config::compare(&stored, &model.config)
+        .into_iter()
+        .filter(|c| fixes_parameter_meaning(&c.key, kind))
+        .map(|c| c.to_string())
+        .collect();
+    if !differ.is_empty() {
+        return Err(refuse(format!(
+            "its parameters belong to another ansatz or lattice ({}); only the model, the projection, the sampler and the optimizer may differ",
+            differ.join("; ")
+        )));
+    }
+    let here: Vec<u64> = model.hamiltonian.rotation.as_ref().map_or(vec![], |r| {
+        r.sites().into_iter().map(|s| s as u64).collect()
+    });
+    if record.ansatz.marshall_sites != here {
+        return Err(refuse(
+            "it was optimized in another basis (model.marshall_sign or its sublattice differ)"
+                .into(),
+        ));
+    }
+    state.start_from(&record.ansatz).map_err(refuse)?;
+    Ok(format!(
+        "starting from the parameters of {} (iteration {} of that run)",
+        source.display(),
+        record.optimizer.iteration
+    ))
+}
+
 /// Picks what to continue from, checking every file it reads.
 fn choose_source(
     output: &Path,
@@ -506,7 +585,12 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
             Source::Stored { path, finished } => Some(restore_stored(
                 path, *finished, model, &output, &mut state, &mut notes,
             )?),
-            Source::Fresh => None,
+            Source::Fresh => {
+                if let Some(init) = &model.config.run.init_from {
+                    notes.push(start_from_stored(model, init, &mut state)?);
+                }
+                None
+            }
         };
         Ok((source, resumed))
     });

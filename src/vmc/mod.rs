@@ -81,6 +81,13 @@ pub struct RunSpec {
     /// Samples of the final estimate (default: 4 × sampler.samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observable_samples: Option<usize>,
+    /// Start a new run from the parameters stored in this run file (a finished run or a
+    /// checkpoint) instead of random ones: the same ansatz (kind, alpha, point group) on the
+    /// same lattice and in the same basis; the Hamiltonian, the projection (momentum, spin
+    /// inversion), the sampler and the optimizer may differ. Part of the run's identity, like
+    /// the seed; a resume continues from its own state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 fn default_seed() -> u64 {
@@ -97,6 +104,7 @@ impl Default for RunSpec {
             output: None,
             checkpoint_every: default_checkpoint_every(),
             observable_samples: None,
+            init_from: None,
         }
     }
 }
@@ -113,6 +121,13 @@ impl RunSpec {
             .is_some_and(|p| p.as_os_str().is_empty())
         {
             return Err(Invalid::new("run.output", "empty path"));
+        }
+        if self
+            .init_from
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(Invalid::new("run.init_from", "empty path"));
         }
         Ok(())
     }

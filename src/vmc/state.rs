@@ -98,12 +98,16 @@ impl<A: Ansatz> RunState<A> {
         }
     }
 
-    /// Takes over a stored state after checking it against this (fresh) state: the ansatz kind,
-    /// size and parameter count, finite parameters, optimizer vectors, the number of chains,
-    /// their sites, spins and sector, the random streams, and a history whose length equals the
-    /// optimizer's iteration count. Nothing changes when a check fails.
-    pub fn restore(&mut self, record: &StateRecord, total_chains: usize) -> Result<(), String> {
-        let a = &record.ansatz;
+    /// Takes the stored parameters as the starting point of a new run (`run.init_from`); the
+    /// optimizer, the chains and the history stay fresh. Nothing changes when a check fails.
+    pub fn start_from(&mut self, stored: &AnsatzRecord) -> Result<(), String> {
+        self.check_parameters(stored)?;
+        self.ansatz.set_parameters(&stored.parameters);
+        Ok(())
+    }
+
+    /// Checks stored parameters against this ansatz: kind, sites, count, finite values.
+    fn check_parameters(&self, a: &AnsatzRecord) -> Result<(), String> {
         let p = self.ansatz.n_parameters();
         if a.kind != self.ansatz.kind() || a.n_sites != self.ansatz.n_sites() {
             return Err(format!(
@@ -130,6 +134,17 @@ impl<A: Ansatz> RunState<A> {
         {
             return Err("ansatz/parameters holds non-finite numbers".into());
         }
+        Ok(())
+    }
+
+    /// Takes over a stored state after checking it against this (fresh) state: the ansatz kind,
+    /// size and parameter count, finite parameters, optimizer vectors, the number of chains,
+    /// their sites, spins and sector, the random streams, and a history whose length equals the
+    /// optimizer's iteration count. Nothing changes when a check fails.
+    pub fn restore(&mut self, record: &StateRecord, total_chains: usize) -> Result<(), String> {
+        let a = &record.ansatz;
+        self.check_parameters(a)?;
+        let p = self.ansatz.n_parameters();
         let optimizer = OptimizerState {
             iteration: record.optimizer.iteration,
             adam: AdamMoments {
