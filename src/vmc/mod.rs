@@ -491,7 +491,8 @@ impl<'a, A: Ansatz> Driver<'a, A> {
                         solver_residual: solve.map_or(0.0, |s| s.residual),
                         wall_time: wall_offset + start.elapsed().as_secs_f64(),
                     };
-                    if it == 0 {
+                    // A start from stored parameters (`run.init_from`) is converged on purpose.
+                    if it == 0 && self.problem.run.init_from.is_none() {
                         if let Some(warning) = eigenstate_warning(e) {
                             observers.iter_mut().for_each(|o| o.note(&warning));
                         }
@@ -558,8 +559,8 @@ impl<'a, A: Ansatz> Driver<'a, A> {
     }
 }
 
-/// A warning when the first iteration's state is (close to) an exact eigenstate: its energy
-/// gradient vanishes, so SR cannot leave it even when it is not the ground state.
+/// A warning when the first iteration's random state is (close to) an exact eigenstate: its
+/// energy gradient vanishes, so SR cannot leave it even when it is not the ground state.
 fn eigenstate_warning(e: &Stats) -> Option<String> {
     let energy = e.mean.re;
     (energy != 0.0 && e.variance < 1e-3 * energy * energy).then(|| {
