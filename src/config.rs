@@ -118,7 +118,7 @@ impl Model {
     pub fn describe_ansatz(&self) -> String {
         let a = &self.config.ansatz;
         let mut text = format!("{} alpha={}", a.name(), a.alpha());
-        if a.point_group() && matches!(a, crate::ansatz::AnsatzSpec::RbmSymm(_)) {
+        if a.shares_point_group() {
             let group = self.lattice.space_group().len();
             text += &format!(" over the space group ({group} elements)");
         }
@@ -243,8 +243,8 @@ fn projection(
         }
     }
     let momentum: Option<Vec<usize>> = momentum.map(|m| m.iter().map(|&q| q as usize).collect());
-    // rbm_symm's shared weights carry the point group; only a dense RBM projects onto it.
-    let point_group = point_group && matches!(ansatz, AnsatzSpec::Rbm(_));
+    // rbm_symm's shared weights carry the point group with `point_group = true`.
+    let point_group = ansatz.projects_point_group();
     let sz = h
         .n_up
         .map_or(String::new(), |k| format!(" with {k} up spins"));
@@ -666,7 +666,7 @@ impl Located<'_> {
                     }
                 }
             }
-            if key == section && message.starts_with("invalid") {
+            if key == section {
                 if let Some(culprit) = culprit_key(section, &value_copy, &message, check_any) {
                     key = format!("{section}.{culprit}");
                 }

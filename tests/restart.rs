@@ -493,6 +493,31 @@ fn init_from_starts_a_new_run_from_stored_parameters() {
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains(needle), "{stderr}");
     }
+    // rbm_symm: translation-shared filters mean the same with the point group projected
+    // (`"projected"`), not when shared over the space group (`true`).
+    let symm = dir.path().join("symm.h5");
+    let kind = [
+        "--set",
+        "ansatz.kind=\"rbm_symm\"",
+        "--set",
+        "optimizer.iterations=3",
+    ];
+    assert_eq!(run(&model, &symm, &kind, &[]).0, 0);
+    let init_symm = format!("run.init_from={}", symm.display());
+    for (value, expected) in [("\"projected\"", 0), ("true", 2)] {
+        let set = format!("ansatz.point_group={value}");
+        let out = dir.path().join(format!("symm_{expected}.h5"));
+        let mut extra = kind.to_vec();
+        extra.extend(["--set", &init_symm, "--set", &set]);
+        let (code, stderr) = run(&model, &out, &extra, &[]);
+        assert_eq!(code, expected, "{value}: {stderr}");
+        if expected == 2 {
+            assert!(
+                stderr.contains("filters shared over the space group: false → true"),
+                "{stderr}"
+            );
+        }
+    }
     // It is part of the run's identity: a resume without it is refused.
     let (code, stderr) = run(
         &model,

@@ -326,6 +326,32 @@ fn sector_keys_are_validated_before_anything_runs() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_eq!(nqs(&args).0, 0, "{args:?}");
     }
+    // `point_group = "projected"`: rbm_symm is projected onto the point group (its k = 0 rule
+    // stays); other words are refused naming the key.
+    let projected = [
+        "ansatz.kind=\"rbm_symm\"",
+        "ansatz.point_group=\"projected\"",
+    ];
+    let (code, out, stderr) = nqs(&["check", p, "--set", projected[0], "--set", projected[1]]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("projected on point group"), "{out}");
+    expect_input_error(
+        &[
+            "check",
+            p,
+            "--set",
+            projected[0],
+            "--set",
+            projected[1],
+            "--set",
+            "ansatz.momentum=3",
+        ],
+        "rbm_symm is already the k = 0 sector",
+    );
+    expect_input_error(
+        &["check", p, "--set", "ansatz.point_group=\"shared\""],
+        "ansatz.point_group",
+    );
     expect_input_error(&["spectrum", p, "--momenta", "0,9"], "--momenta");
     expect_input_error(&["spectrum", p, "--momenta", "1,2,1"], "twice");
     expect_input_error(&["spectrum", p, "--momenta", "1:2"], "--momenta");

@@ -117,10 +117,64 @@ pub struct RbmSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spin_inversion: Option<i8>,
     /// The point group too (reflection of a chain, C4v/C2v of a square lattice), in its
-    /// symmetric representation: `rbm_symm` shares its filters over the whole space group; a
-    /// dense RBM is projected onto it (with a momentum the point group fixes).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub point_group: bool,
+    /// symmetric representation: see [`PointGroup`].
+    #[serde(default, skip_serializing_if = "PointGroup::is_off")]
+    pub point_group: PointGroup,
+}
+
+/// `point_group = true | false | "projected"`: how the point group P enters.
+/// - `true`: `rbm_symm` shares its filters over the whole space group (a product over the
+///   images, `ψ(σ) = Π_{p∈P} ψ_T(pσ)` for the translation-shared RBM ψ_T); a dense RBM is
+///   projected onto it (with a momentum the point group fixes).
+/// - `"projected"`: the RBM (for `rbm_symm` shared over the translations only) is projected,
+///   `ψ(σ) = Σ_{p∈P} λ_p ψ_T(pσ)` — a sum of the images, as in Nomura's symmetry-restored RBM;
+///   the same as `true` for a dense RBM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "PointGroupValue", into = "PointGroupValue")]
+pub enum PointGroup {
+    #[default]
+    Off,
+    On,
+    Projected,
+}
+
+impl PointGroup {
+    pub fn is_off(&self) -> bool {
+        *self == PointGroup::Off
+    }
+}
+
+/// The TOML form of [`PointGroup`].
+#[derive(Deserialize, Serialize)]
+#[serde(untagged, expecting = "expected true, false or \"projected\"")]
+enum PointGroupValue {
+    Flag(bool),
+    Word(String),
+}
+
+impl TryFrom<PointGroupValue> for PointGroup {
+    type Error = String;
+    fn try_from(value: PointGroupValue) -> Result<Self, String> {
+        match value {
+            PointGroupValue::Flag(false) => Ok(PointGroup::Off),
+            PointGroupValue::Flag(true) => Ok(PointGroup::On),
+            PointGroupValue::Word(w) if w == "projected" => Ok(PointGroup::Projected),
+            PointGroupValue::Word(w) => Err(format!(
+                "\"{}\": expected true, false or \"projected\"",
+                crate::error::shorten(&w)
+            )),
+        }
+    }
+}
+
+impl From<PointGroup> for PointGroupValue {
+    fn from(value: PointGroup) -> Self {
+        match value {
+            PointGroup::Off => PointGroupValue::Flag(false),
+            PointGroup::On => PointGroupValue::Flag(true),
+            PointGroup::Projected => PointGroupValue::Word("projected".into()),
+        }
+    }
 }
 
 /// `momentum = m` or `momentum = [mx, my]`.
@@ -157,7 +211,7 @@ impl Default for RbmSpec {
             init_std: default_init_std(),
             momentum: None,
             spin_inversion: None,
-            point_group: false,
+            point_group: PointGroup::Off,
         }
     }
 }
@@ -187,21 +241,32 @@ impl AnsatzSpec {
 
     /// Whether the point group is part of the symmetry (shared weights or projection).
     pub fn point_group(&self) -> bool {
-        self.rbm().point_group
+        !self.rbm().point_group.is_off()
+    }
+
+    /// Whether `rbm_symm` shares its filters over the space group (`point_group = true`).
+    pub fn shares_point_group(&self) -> bool {
+        matches!(self, AnsatzSpec::RbmSymm(_)) && self.rbm().point_group == PointGroup::On
+    }
+
+    /// Whether the wavefunction is projected onto the point group: a dense RBM with
+    /// `point_group`, an `rbm_symm` with `point_group = "projected"`.
+    pub fn projects_point_group(&self) -> bool {
+        self.point_group() && !self.shares_point_group()
     }
 
     /// The symmetry sector a projection is asked for: (momentum indices, inversion); None when
-    /// the ansatz is not projected (a dense RBM with `point_group` alone is projected onto the
-    /// point group: `(None, None)`).
+    /// the ansatz is not projected (one projected onto the point group alone: `(None, None)`).
     pub fn sector(&self) -> Option<(Option<Vec<i64>>, Option<i8>)> {
         let s = self.rbm();
-        let dense_point_group = s.point_group && matches!(self, AnsatzSpec::Rbm(_));
-        (s.momentum.is_some() || s.spin_inversion.is_some() || dense_point_group).then(|| {
-            (
-                s.momentum.as_ref().map(Momentum::components),
-                s.spin_inversion,
-            )
-        })
+        (s.momentum.is_some() || s.spin_inversion.is_some() || self.projects_point_group()).then(
+            || {
+                (
+                    s.momentum.as_ref().map(Momentum::components),
+                    s.spin_inversion,
+                )
+            },
+        )
     }
 
     /// Checks the keys against each other and the lattice.
@@ -217,7 +282,7 @@ impl AnsatzSpec {
                 if lattice.translations().len() < 2 {
                     return Err(Invalid::new("ansatz.kind", "rbm_symm needs a periodic chain or square lattice (it shares weights over translations)"));
                 }
-                let points = if s.point_group {
+                let points = if self.shares_point_group() {
                     lattice.point_group().len()
                 } else {
                     1
@@ -243,8 +308,7 @@ impl AnsatzSpec {
     /// ±1, a momentum the point group fixes. (Their compatibility with the model is checked
     /// with the Hamiltonian, in the configuration.)
     fn validate_sector(&self, lattice: &Lattice) -> Result<(), Invalid> {
-        let s = self.rbm();
-        if s.point_group && lattice.point_group().len() < 2 {
+        if self.point_group() && lattice.point_group().len() < 2 {
             return Err(Invalid::new(
                 "ansatz.point_group",
                 "this lattice has no point-group symmetry besides the identity (periodic chains of 3 or more sites and periodic square lattices have)",
@@ -285,7 +349,7 @@ impl AnsatzSpec {
                 ));
             }
             let m: Vec<usize> = m.iter().map(|&q| q as usize).collect();
-            if s.point_group && !lattice.point_group_fixes(&m) {
+            if self.point_group() && !lattice.point_group_fixes(&m) {
                 return Err(Invalid::new(
                     "ansatz.point_group",
                     format!("the point group does not fix momentum {m:?}: with point_group = true use k = 0 or π in each direction (equal components on an Lx = Ly lattice)"),
@@ -325,7 +389,7 @@ pub fn visit<V: AnsatzVisitor>(
     let n = lattice.n_sites();
     let kind = match spec {
         AnsatzSpec::Rbm(_) => RbmKind::Dense { alpha: s.alpha },
-        AnsatzSpec::RbmSymm(_) => RbmKind::symmetric(s.alpha, lattice, s.point_group),
+        AnsatzSpec::RbmSymm(_) => RbmKind::symmetric(s.alpha, lattice, spec.shares_point_group()),
     };
     let rbm = Rbm::random(n, kind, s.init_std, seed);
     match projection {

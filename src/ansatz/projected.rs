@@ -533,10 +533,16 @@ mod tests {
             Rbm::random(n, RbmKind::symmetric(2, &lattice, true), 0.3, 11),
             Projection::new(&lattice, None, Some(1), false, &|_, _| 1.0),
         );
+        // `point_group = "projected"`: translation-shared filters, the reflection projected.
+        let symmetric_projected_reflection = ProjectedRbm::new(
+            Rbm::random(n, RbmKind::symmetric(2, &lattice, false), 0.3, 12),
+            Projection::new(&lattice, None, Some(1), true, &|_, _| 1.0),
+        );
         for a in [
             projected(n, 2, Some(1), 9),
             with_reflection,
             symmetric_with_flip,
+            symmetric_projected_reflection,
         ] {
             cached_updates_follow_a_walk(&a);
         }
@@ -615,7 +621,8 @@ mod tests {
     /// With the point group, the dense projection on a 4 × 4 lattice is symmetric under C4v and
     /// carries the momentum's character under translations (k = (0,0) and (π,π), both fixed by
     /// C4v); the symmetric RBM projected on a spin-inversion sector is even or odd under the
-    /// flip. Derivatives of both against finite differences.
+    /// flip; the translation-shared RBM projected on C4v × flip is symmetric under both.
+    /// Derivatives of all against finite differences.
     #[test]
     fn point_group_and_flip_projections_transform_and_differentiate() {
         let lattice = Lattice::square(4, 4, Boundary::Periodic);
@@ -634,8 +641,13 @@ mod tests {
                 Rbm::random(n, RbmKind::symmetric(2, &lattice, true), 0.3, 3),
                 Projection::new(&lattice, None, Some(-1), false, &|_, _| 1.0),
             ),
+            // `point_group = "projected"`: translation-shared filters, C4v × flip projected.
+            (
+                Rbm::random(n, RbmKind::symmetric(2, &lattice, false), 0.3, 4),
+                Projection::new(&lattice, None, Some(1), true, &|_, _| 1.0),
+            ),
         ];
-        let expected_sizes = [128, 256, 2];
+        let expected_sizes = [128, 256, 2, 16];
         for (case, ((rbm, projection), size)) in cases.into_iter().zip(expected_sizes).enumerate() {
             assert_eq!(projection.elements.len(), size);
             let (momentum, inversion) = (projection.momentum.clone(), projection.inversion);

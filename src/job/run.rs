@@ -142,19 +142,17 @@ fn read_stored(path: &Path) -> Result<(StateRecord, RootInfo, bool)> {
     Ok((state, root, finished))
 }
 
-/// The keys that fix the meaning of an ansatz's parameter vector: a run can start from another
-/// run's parameters only when these agree (the point group matters to `rbm_symm` only: for a
-/// dense RBM it is part of the projection).
-fn fixes_parameter_meaning(key: &str, kind: &str) -> bool {
-    key.starts_with("lattice.")
-        || key == "ansatz.kind"
-        || key == "ansatz.alpha"
-        || (key == "ansatz.point_group" && kind == "rbm_symm")
+/// Whether a changed key changes the meaning of an ansatz's parameter vector: a run can start
+/// from another run's parameters only when none does. (`ansatz.point_group` is compared
+/// separately: only `rbm_symm`'s sharing over the space group changes the meaning.)
+fn fixes_parameter_meaning(key: &str) -> bool {
+    key.starts_with("lattice.") || key == "ansatz.kind" || key == "ansatz.alpha"
 }
 
 /// `run.init_from`: sets the fresh `state`'s parameters to those stored in another run file,
 /// after checking that they mean the same wavefunction here: a run (finished, or its
-/// checkpoint), the same ansatz on the same lattice ([`fixes_parameter_meaning`]) and the same
+/// checkpoint), the same ansatz on the same lattice ([`fixes_parameter_meaning`], and the same
+/// sharing of `rbm_symm`'s filters) and the same
 /// sampled basis (Marshall sites). Returns the note for the log; exit code 2 otherwise.
 fn start_from_stored<A: Ansatz>(
     model: &Model,
@@ -192,12 +190,19 @@ fn start_from_stored<A: Ansatz>(
     })?;
     let stored = config::parse_stored(&root.config_text)
         .map_err(|e| refuse(format!("its stored configuration cannot be read ({e})")))?;
-    let kind = state.ansatz.kind();
-    let differ: Vec<String> = config::compare(&stored, &model.config)
+    let mut differ: Vec<String> = config::compare(&stored, &model.config)
         .into_iter()
-        .filter(|c| fixes_parameter_meaning(&c.key, kind))
+        .filter(|c| fixes_parameter_meaning(&c.key))
         .map(|c| c.to_string())
         .collect();
+    let shares = |a: &crate::ansatz::AnsatzSpec| a.shares_point_group();
+    if shares(&stored.ansatz) != shares(&model.config.ansatz) {
+        differ.push(format!(
+            "filters shared over the space group: {} → {}",
+            shares(&stored.ansatz),
+            shares(&model.config.ansatz)
+        ));
+    }
     if !differ.is_empty() {
         return Err(refuse(format!(
             "its parameters belong to another ansatz or lattice ({}); only the model, the projection, the sampler and the optimizer may differ",
