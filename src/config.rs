@@ -243,7 +243,9 @@ fn projection(
         }
     }
     let momentum: Option<Vec<usize>> = momentum.map(|m| m.iter().map(|&q| q as usize).collect());
-    // rbm_symm's shared weights carry the point group with `point_group = true`.
+    // rbm_symm's shared weights carry the point group with `point_group = true`. (With
+    // "projected", the sampled-basis count below uses the point group's characters as 1: every
+    // point-group element keeps the Marshall sublattice, so its basis sign λ_p is 1.)
     let point_group = ansatz.projects_point_group();
     let sz = h
         .n_up
@@ -741,7 +743,9 @@ fn check_any(section: &str, value: toml::Value) -> std::result::Result<(), toml:
 }
 
 /// The key of a section whose value causes `message` (kind-tagged sections lose the key in
-/// serde's errors): the one whose removal changes the error.
+/// serde's errors), by removing one key at a time: the first whose removal makes the section
+/// valid; else whose removal changes the error to another than a missing required key (removing
+/// an innocent required key also changes it); else whose removal changes the error at all.
 fn culprit_key(
     section: &str,
     value: &toml::Value,
@@ -749,14 +753,30 @@ fn culprit_key(
     check: fn(&str, toml::Value) -> std::result::Result<(), toml::de::Error>,
 ) -> Option<String> {
     let table = value.as_table()?;
-    table.keys().filter(|k| k.as_str() != "kind").find_map(|k| {
-        let mut probe = table.clone();
-        probe.remove(k);
-        match check(section, toml::Value::Table(probe)) {
-            Err(e) if e.message().trim() == message => None,
-            _ => Some(k.clone()),
-        }
-    })
+    let outcomes: Vec<(&String, Option<String>)> = table
+        .keys()
+        .filter(|k| k.as_str() != "kind")
+        .map(|k| {
+            let mut probe = table.clone();
+            probe.remove(k);
+            let error = check(section, toml::Value::Table(probe))
+                .err()
+                .map(|e| e.message().trim().to_string());
+            (k, error)
+        })
+        .collect();
+    let changed = |e: &Option<String>| e.as_deref() != Some(message);
+    let first = |accept: &dyn Fn(&Option<String>) -> bool| {
+        outcomes
+            .iter()
+            .find(|(_, e)| accept(e))
+            .map(|(k, _)| k.to_string())
+    };
+    first(&|e| e.is_none())
+        .or_else(|| {
+            first(&|e| changed(e) && !e.as_deref().is_some_and(|m| m.starts_with("missing field")))
+        })
+        .or_else(|| first(&changed))
 }
 
 /// Byte offset of the deepest part of `key` (`section.key`, `section.list[2].key`) found in the

@@ -44,6 +44,11 @@ fn broken_model_files_exit_2_with_a_clear_message() {
         ("coupling_of_other_model", GOOD.replace("J = 1.0", "J = 1.0\nh = 2.0"), "model.h"),
         ("square_extent", "[lattice]\nkind = \"square\"\nextent = [4]\n[model]\nkind = \"heisenberg\"\n".into(), "extent"),
         ("custom_bad_edge", "[lattice]\nkind = \"custom\"\nedges = [[0, 1], [1, 1]]\n[model]\nkind = \"heisenberg\"\n".into(), "itself"),
+        // Kind-tagged sections lose the key in serde's errors; the culprit is found by probing
+        // (not the required `edges`, whose removal also changes the error).
+        ("custom_triple_bond", "[lattice]\nkind = \"custom\"\nedges = [[0, 1], [1, 2]]\nnext_edges = [[0, 1, 2]]\n[model]\nkind = \"heisenberg\"\n".into(), "key `lattice.next_edges`"),
+        ("bad_point_group", format!("{GOOD}[ansatz]\npoint_group = \"proj\"\n"), "key `ansatz.point_group`"),
+        ("bad_momentum", format!("{GOOD}[ansatz]\nmomentum = \"x\"\n"), "key `ansatz.momentum`"),
         ("negative_samples", format!("{GOOD}[sampler]\nsamples = 0\n"), "sampler.samples"),
         ("bad_learning_rate", format!("{GOOD}[optimizer]\nlearning_rate = -1.0\n"), "learning_rate"),
         ("bad_solver", format!("{GOOD}[optimizer]\nsolver = \"magic\"\n"), "magic"),

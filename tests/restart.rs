@@ -518,6 +518,13 @@ fn init_from_starts_a_new_run_from_stored_parameters() {
             );
         }
     }
+    // Its own output (which --force replaces) is refused, and stays as it was.
+    let projected_bytes = std::fs::read(&projected).unwrap();
+    let own = format!("run.init_from={}", projected.display());
+    let (code, stderr) = run(&model, &projected, &["--force", "--set", &own], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("own output"), "{stderr}");
+    assert_eq!(std::fs::read(&projected).unwrap(), projected_bytes);
     // It is part of the run's identity: a resume without it is refused.
     let (code, stderr) = run(
         &model,

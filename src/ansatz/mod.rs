@@ -352,7 +352,7 @@ impl AnsatzSpec {
             if self.point_group() && !lattice.point_group_fixes(&m) {
                 return Err(Invalid::new(
                     "ansatz.point_group",
-                    format!("the point group does not fix momentum {m:?}: with point_group = true use k = 0 or π in each direction (equal components on an Lx = Ly lattice)"),
+                    format!("the point group does not fix momentum {m:?}: with point_group use k = 0 or π in each direction (equal components on an Lx = Ly lattice)"),
                 ));
             }
         }

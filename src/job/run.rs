@@ -153,10 +153,12 @@ fn fixes_parameter_meaning(key: &str) -> bool {
 /// after checking that they mean the same wavefunction here: a run (finished, or its
 /// checkpoint), the same ansatz on the same lattice ([`fixes_parameter_meaning`], and the same
 /// sharing of `rbm_symm`'s filters) and the same
-/// sampled basis (Marshall sites). Returns the note for the log; exit code 2 otherwise.
+/// sampled basis (Marshall sites), and not this run's own output or checkpoint (a new run replaces
+/// them). Returns the note for the log; exit code 2 otherwise.
 fn start_from_stored<A: Ansatz>(
     model: &Model,
     source: &Path,
+    output: &Path,
     state: &mut RunState<A>,
 ) -> Result<String> {
     let refuse = |message: String| {
@@ -168,6 +170,12 @@ fn start_from_stored<A: Ansatz>(
     };
     if !source.is_file() {
         return Err(refuse("no such run file".into()));
+    }
+    let same_file = |other: &Path| matches!((source.canonicalize(), other.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    if same_file(output) || same_file(&checkpoint_path(output)) {
+        return Err(refuse(
+            "is this run's own output or checkpoint, which a new run replaces; copy it or choose another --output".into(),
+        ));
     }
     let file =
         io::open_nqs_file(source).map_err(|e| Error::key(&model.path, "run.init_from", e))?;
@@ -182,9 +190,9 @@ fn start_from_stored<A: Ansatz>(
             }
         )));
     }
-    let record = io::read_state(&file, &HistoryRow::COLUMNS).map_err(|_| {
+    let record = io::read_state(&file, &HistoryRow::COLUMNS).map_err(|e| {
         refuse(format!(
-            "holds no complete state (a run still in progress keeps it in {})",
+            "holds no complete state ({e}; a run still in progress keeps it in {})",
             checkpoint_path(source).display()
         ))
     })?;
@@ -592,7 +600,7 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
             )?),
             Source::Fresh => {
                 if let Some(init) = &model.config.run.init_from {
-                    notes.push(start_from_stored(model, init, &mut state)?);
+                    notes.push(start_from_stored(model, init, &output, &mut state)?);
                 }
                 None
             }

@@ -151,7 +151,7 @@ pub fn run(
             let fixed = base.lattice.point_group_fixes(k);
             if !fixed {
                 on_sector(&format!(
-                    "sector k = {k:?}: not fixed by the point group (point_group = true), left out"
+                    "sector k = {k:?}: not fixed by the point group (ansatz.point_group), left out"
                 ));
             }
             fixed
