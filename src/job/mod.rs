@@ -36,7 +36,7 @@ pub fn read_run(path: &Path) -> Result<StoredRun> {
         return Err(Error::file(
             path,
             format!(
-                "holds an `nqs {}` result; a run file (or its .ckpt) is needed",
+                "holds an `nqs {}` result, not a run; a run file (or its .ckpt) is needed",
                 if root.command.is_empty() {
                     "?"
                 } else {

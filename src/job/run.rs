@@ -177,38 +177,20 @@ fn start_from_stored<A: Ansatz>(
             "is this run's own output or checkpoint, which a new run replaces; copy it or choose another --output".into(),
         ));
     }
-    let file =
-        io::open_nqs_file(source).map_err(|e| Error::key(&model.path, "run.init_from", e))?;
-    let root = io::read_root(&file);
-    if root.command != "run" {
-        return Err(refuse(format!(
-            "holds an `nqs {}` result, not a run",
-            if root.command.is_empty() {
-                "?"
-            } else {
-                &root.command
-            }
-        )));
-    }
-    let record = io::read_state(&file, &HistoryRow::COLUMNS).map_err(|e| {
-        refuse(format!(
-            "holds no complete state ({e}; a run still in progress keeps it in {})",
-            checkpoint_path(source).display()
-        ))
-    })?;
-    let stored = config::parse_stored(&root.config_text)
-        .map_err(|e| refuse(format!("its stored configuration cannot be read ({e})")))?;
-    let mut differ: Vec<String> = config::compare(&stored, &model.config)
+    let stored =
+        super::read_run(source).map_err(|e| Error::key(&model.path, "run.init_from", e))?;
+    let mut differ: Vec<String> = config::compare(&stored.model.config, &model.config)
         .into_iter()
         .filter(|c| fixes_parameter_meaning(&c.key))
         .map(|c| c.to_string())
         .collect();
-    let shares = |a: &crate::ansatz::AnsatzSpec| a.shares_point_group();
-    if shares(&stored.ansatz) != shares(&model.config.ansatz) {
+    let (before, after) = (
+        stored.model.config.ansatz.shares_point_group(),
+        model.config.ansatz.shares_point_group(),
+    );
+    if before != after {
         differ.push(format!(
-            "filters shared over the space group: {} → {}",
-            shares(&stored.ansatz),
-            shares(&model.config.ansatz)
+            "filters shared over the space group: {before} → {after}"
         ));
     }
     if !differ.is_empty() {
@@ -220,17 +202,17 @@ fn start_from_stored<A: Ansatz>(
     let here: Vec<u64> = model.hamiltonian.rotation.as_ref().map_or(vec![], |r| {
         r.sites().into_iter().map(|s| s as u64).collect()
     });
-    if record.ansatz.marshall_sites != here {
+    if stored.state.ansatz.marshall_sites != here {
         return Err(refuse(
             "it was optimized in another basis (model.marshall_sign or its sublattice differ)"
                 .into(),
         ));
     }
-    state.start_from(&record.ansatz).map_err(refuse)?;
+    state.start_from(&stored.state.ansatz).map_err(refuse)?;
     Ok(format!(
         "starting from the parameters of {} (iteration {} of that run)",
         source.display(),
-        record.optimizer.iteration
+        stored.state.optimizer.iteration
     ))
 }
 
