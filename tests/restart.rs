@@ -418,45 +418,50 @@ fn init_from_starts_a_new_run_from_stored_parameters() {
     let optimized = common::history(&first, "energy");
     let optimized = optimized[optimized.len() - 5..].iter().sum::<f64>() / 5.0;
     let init = format!("run.init_from={}", first.display());
-    // The projected dense RBM (k = 0, z = +1) from the optimized unprojected parameters: its first
-    // energy is the optimized one (the projection of a nearly symmetric state changes little),
-    // far below a random start's.
-    let projected = dir.path().join("projected.h5");
-    let (code, stderr) = run(
-        &model,
-        &projected,
-        &[
-            "--set",
-            &init,
-            "--set",
-            "ansatz.momentum=0",
-            "--set",
-            "ansatz.spin_inversion=1",
-            "--set",
-            "optimizer.iterations=2",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stderr.contains("starting from the parameters of"),
-        "{stderr}"
-    );
-    let started = common::history(&projected, "energy")[0];
+    // Two starts from the optimized parameters, each with a first energy equal to the optimized
+    // one and far below a random start's: the projected dense RBM (k = 0, z = +1; projecting a
+    // nearly symmetric state changes little), and a wider network (alpha 2 → 3) whose extra
+    // units start small.
     let fresh = dir.path().join("fresh.h5");
     let (code, _) = run(&model, &fresh, &["--set", "optimizer.iterations=2"], &[]);
     assert_eq!(code, 0);
     let random = common::history(&fresh, "energy")[0];
-    assert!(
-        (started - optimized).abs() < 0.02 * optimized.abs(),
-        "started at {started}, optimized {optimized}"
-    );
     assert!(random > 0.8 * optimized, "random start {random}");
+    let projected = dir.path().join("projected.h5");
+    let wider = dir.path().join("wider.h5");
+    for (output, changes, note) in [
+        (
+            &projected,
+            ["ansatz.momentum=0", "ansatz.spin_inversion=1"],
+            "of that run)",
+        ),
+        (
+            &wider,
+            ["ansatz.alpha=3", "ansatz.init_std=0.0001"],
+            "alpha 2 → 3, the extra units start from random values",
+        ),
+    ] {
+        let mut args = vec!["--set", &init, "--set", "optimizer.iterations=2"];
+        for change in &changes {
+            args.extend(["--set", change]);
+        }
+        let (code, stderr) = run(&model, output, &args, &[]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("starting from the parameters of") && stderr.contains(note),
+            "{stderr}"
+        );
+        let started = common::history(output, "energy")[0];
+        assert!(
+            (started - optimized).abs() < 0.02 * optimized.abs(),
+            "{changes:?}: started at {started}, optimized {optimized}"
+        );
+    }
     // Parameters of another ansatz, lattice or basis, and files that hold none: exit 2, naming
     // the key; the source file is never touched.
     let other = dir.path().join("other.h5");
     for (extra, needle) in [
-        ("ansatz.alpha=1", "ansatz.alpha: 2 → 1"),
+        ("ansatz.alpha=1", "ansatz.alpha: 2 → 1, a narrower network"),
         ("lattice.length=12", "lattice.length"),
         ("model.marshall_sign=false", "another basis"),
         (

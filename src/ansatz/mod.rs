@@ -47,6 +47,13 @@ pub trait Ansatz: Clone + Send + Sync {
     fn parameters(&self) -> &[Complex64];
     /// Replaces the parameters and rebuilds every derived table.
     fn set_parameters(&mut self, parameters: &[Complex64]);
+    /// These parameters with the visible part and the first `alpha` hidden units replaced by
+    /// `narrower`, the parameter vector of the same ansatz on the same sites with `alpha` ≤
+    /// this one's (`run.init_from` into a wider network; equal `alpha` gives `narrower`). The
+    /// extra units keep their current values: at `W = b = 0` a unit adds `ln cosh 0 = 0` to
+    /// `log ψ`, so small initial values start near the narrower state. Err when the length
+    /// does not match `alpha` or `alpha` is wider.
+    fn widened(&self, narrower: &[Complex64], alpha: usize) -> Result<Vec<Complex64>, String>;
 
     /// An empty cache of the right size.
     fn new_cache(&self) -> Self::Cache;
@@ -106,7 +113,8 @@ pub struct RbmSpec {
     /// Hidden-unit density M/N (filters per site for rbm_symm).
     #[serde(default = "default_alpha")]
     pub alpha: usize,
-    /// Standard deviation of the random initial parameters (real and imaginary parts).
+    /// Standard deviation of the random initial parameters (real and imaginary parts); with
+    /// `run.init_from` from a narrower network, that of the extra hidden units only.
     #[serde(default = "default_init_std")]
     pub init_std: f64,
     /// Project a dense RBM onto this momentum sector: `m` (k = 2πm/L) on a chain, `[mx, my]`

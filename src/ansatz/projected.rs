@@ -367,6 +367,9 @@ impl Ansatz for ProjectedRbm {
     fn set_parameters(&mut self, parameters: &[Complex64]) {
         self.rbm.set_parameters(parameters);
     }
+    fn widened(&self, narrower: &[Complex64], alpha: usize) -> Result<Vec<Complex64>, String> {
+        self.rbm.widened(narrower, alpha)
+    }
 
     fn new_cache(&self) -> ProjectedCache {
         let g = self.n_elements();

@@ -476,6 +476,36 @@ impl Ansatz for Rbm {
         self.expand();
     }
 
+    /// The first `alpha` units are filters of `rbm_symm` or groups of N hidden units of `rbm`;
+    /// in the layout above every block grows at its end: `[a | b_old, b_new | W_old, W_new]`.
+    fn widened(&self, narrower: &[Complex64], alpha: usize) -> Result<Vec<Complex64>, String> {
+        let n = self.n;
+        // (visible biases, hidden biases per unit of alpha, weights per unit of alpha, alpha)
+        let (visible, biases, weights, own) = match &self.kind {
+            RbmKind::Dense { alpha } => (n, n, n * n, *alpha),
+            RbmKind::Symmetric { alpha, .. } => (1, 1, n, *alpha),
+        };
+        let expected = visible + alpha * (biases + weights);
+        if narrower.len() != expected {
+            return Err(format!(
+                "ansatz/parameters has {} entries; {} alpha = {alpha} on {n} sites has {expected}",
+                narrower.len(),
+                self.kind()
+            ));
+        }
+        if alpha > own {
+            return Err(format!(
+                "the stored alpha = {alpha} is wider than this ansatz's alpha = {own}"
+            ));
+        }
+        let mut out = self.params.clone();
+        let (old_b, old_w) = (alpha * biases, alpha * weights);
+        out[..visible + old_b].copy_from_slice(&narrower[..visible + old_b]);
+        let w_start = visible + own * biases;
+        out[w_start..w_start + old_w].copy_from_slice(&narrower[visible + old_b..]);
+        Ok(out)
+    }
+
     fn new_cache(&self) -> RbmCache {
         let half = Lanes::splat(Complex64::new(0.5, 0.0));
         RbmCache {
@@ -658,6 +688,55 @@ mod tests {
                 let tau = 2.0 * std::f64::consts::PI;
                 assert!(d.re.abs() < 1e-10 && (d.im - tau * (d.im / tau).round()).abs() < 1e-10);
             }
+        }
+    }
+
+    /// `run.init_from` into a wider network: with the extra units at zero, the widened RBM is
+    /// the narrower one (ψ equal on random configurations); otherwise the extra units keep
+    /// their values. Equal `alpha` is the identity; a wider source or a wrong length is refused.
+    #[test]
+    fn widening_keeps_the_narrower_state() {
+        let n = 8;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+        let log_psi = |rbm: &Rbm, sigma: &[i8]| {
+            let mut cache = rbm.new_cache();
+            rbm.refresh(sigma, &mut cache);
+            rbm.log_psi(sigma, &cache)
+        };
+        for kind in kinds(n) {
+            let (alpha, wider) = match &kind {
+                RbmKind::Dense { alpha } => (*alpha, RbmKind::Dense { alpha: alpha + 2 }),
+                RbmKind::Symmetric { alpha, perms } => (
+                    *alpha,
+                    RbmKind::Symmetric {
+                        alpha: alpha + 2,
+                        perms: perms.clone(),
+                    },
+                ),
+            };
+            let narrow = Rbm::random(n, kind, 0.5, 9);
+            let mut wide = Rbm::new(n, wider.clone());
+            let p = wide.widened(narrow.parameters(), alpha).unwrap();
+            wide.set_parameters(&p);
+            for _ in 0..20 {
+                let sigma = random_sigma(n, &mut rng);
+                let d = log_psi(&wide, &sigma) - log_psi(&narrow, &sigma);
+                assert!(d.norm() < 1e-12, "{}: {d}", narrow.kind());
+            }
+            let fresh = Rbm::random(n, wider, 0.5, 10);
+            let p = fresh.widened(narrow.parameters(), alpha).unwrap();
+            let changed = p
+                .iter()
+                .zip(fresh.parameters())
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(changed, narrow.n_parameters(), "{}", narrow.kind());
+            assert_eq!(
+                narrow.widened(narrow.parameters(), alpha).unwrap(),
+                narrow.parameters()
+            );
+            assert!(narrow.widened(fresh.parameters(), alpha + 2).is_err());
+            assert!(fresh.widened(&narrow.parameters()[1..], alpha).is_err());
         }
     }
 

@@ -143,16 +143,18 @@ fn read_stored(path: &Path) -> Result<(StateRecord, RootInfo, bool)> {
 }
 
 /// Whether a changed key changes the meaning of an ansatz's parameter vector: a run can start
-/// from another run's parameters only when none does. (`ansatz.point_group` is compared
-/// separately: only `rbm_symm`'s sharing over the space group changes the meaning.)
+/// from another run's parameters only when none does. (`ansatz.alpha` may grow and
+/// `ansatz.point_group` may change where `rbm_symm` keeps its sharing: both are compared
+/// separately.)
 fn fixes_parameter_meaning(key: &str) -> bool {
-    key.starts_with("lattice.") || key == "ansatz.kind" || key == "ansatz.alpha"
+    key.starts_with("lattice.") || key == "ansatz.kind"
 }
 
 /// `run.init_from`: sets the fresh `state`'s parameters to those stored in another run file,
-/// after checking that they mean the same wavefunction here: a run (finished, or its
-/// checkpoint), the same ansatz on the same lattice ([`fixes_parameter_meaning`], and the same
-/// sharing of `rbm_symm`'s filters) and the same
+/// after checking that they mean the same wavefunction here, or its restriction to fewer hidden
+/// units: a run (finished, or its checkpoint), the same ansatz on the same lattice
+/// ([`fixes_parameter_meaning`], an `alpha` no larger than this run's, and the same sharing of
+/// `rbm_symm`'s filters) and the same
 /// sampled basis (Marshall sites), and not this run's own output or checkpoint (a new run replaces
 /// them). Returns the note for the log; exit code 2 otherwise.
 fn start_from_stored<A: Ansatz>(
@@ -193,9 +195,18 @@ fn start_from_stored<A: Ansatz>(
             "filters shared over the space group: {before} → {after}"
         ));
     }
+    let (before, after) = (
+        stored.model.config.ansatz.alpha(),
+        model.config.ansatz.alpha(),
+    );
+    if before > after {
+        differ.push(format!(
+            "ansatz.alpha: {before} → {after}, a narrower network (a wider one may start from a narrower one)"
+        ));
+    }
     if !differ.is_empty() {
         return Err(refuse(format!(
-            "its parameters belong to another ansatz or lattice ({}); only the model, the projection, the sampler and the optimizer may differ",
+            "its parameters belong to another ansatz or lattice ({}); only the model, the projection, a larger alpha, the sampler and the optimizer may differ",
             differ.join("; ")
         )));
     }
@@ -209,8 +220,13 @@ fn start_from_stored<A: Ansatz>(
         ));
     }
     state.start_from(&stored.state.ansatz).map_err(refuse)?;
+    let widened = if before < after {
+        format!("; alpha {before} → {after}, the extra units start from random values of std ansatz.init_std")
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "starting from the parameters of {} (iteration {} of that run)",
+        "starting from the parameters of {} (iteration {} of that run{widened})",
         source.display(),
         stored.state.optimizer.iteration
     ))

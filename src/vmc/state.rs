@@ -7,6 +7,7 @@ use crate::io::{AnsatzRecord, ChainsRecord, HistoryRecord, OptimizerRecord, Stat
 use crate::optimizer::{AdamMoments, OptimizerState};
 use crate::sampler::{rng_state, ChainStates, MetropolisSampler};
 use ndarray::Array2;
+use num_complex::Complex64;
 
 /// Seed of the initial parameters, derived from the run seed.
 const PARAMETER_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -98,17 +99,19 @@ impl<A: Ansatz> RunState<A> {
         }
     }
 
-    /// Takes the stored parameters as the starting point of a new run (`run.init_from`); the
-    /// optimizer, the chains and the history stay fresh. Nothing changes when a check fails.
+    /// Takes the stored parameters as the starting point of a new run (`run.init_from`), widened
+    /// when the stored ansatz has a smaller `alpha` ([`Ansatz::widened`]: the extra units keep
+    /// their fresh random values); the optimizer, the chains and the history stay fresh.
+    /// Nothing changes when a check fails.
     pub fn start_from(&mut self, stored: &AnsatzRecord) -> Result<(), String> {
-        self.check_parameters(stored)?;
-        self.ansatz.set_parameters(&stored.parameters);
+        let parameters = self.stored_parameters(stored)?;
+        self.ansatz.set_parameters(&parameters);
         Ok(())
     }
 
-    /// Checks stored parameters against this ansatz: kind, sites, count, finite values.
-    fn check_parameters(&self, a: &AnsatzRecord) -> Result<(), String> {
-        let p = self.ansatz.n_parameters();
+    /// The stored parameters as this ansatz's vector, after checking the kind, the sites, the
+    /// count for the stored `alpha` and finite values; a narrower `alpha` is widened.
+    fn stored_parameters(&self, a: &AnsatzRecord) -> Result<Vec<Complex64>, String> {
         if a.kind != self.ansatz.kind() || a.n_sites != self.ansatz.n_sites() {
             return Err(format!(
                 "the stored ansatz is {} on {} sites, the model file asks for {} on {}",
@@ -118,15 +121,6 @@ impl<A: Ansatz> RunState<A> {
                 self.ansatz.n_sites()
             ));
         }
-        if a.parameters.len() != p {
-            return Err(format!(
-                "ansatz/parameters has {} entries; {} alpha = {} on {} sites has {p}",
-                a.parameters.len(),
-                a.kind,
-                a.alpha,
-                a.n_sites
-            ));
-        }
         if !a
             .parameters
             .iter()
@@ -134,7 +128,7 @@ impl<A: Ansatz> RunState<A> {
         {
             return Err("ansatz/parameters holds non-finite numbers".into());
         }
-        Ok(())
+        self.ansatz.widened(&a.parameters, a.alpha)
     }
 
     /// Takes over a stored state after checking it against this (fresh) state: the ansatz kind,
@@ -143,8 +137,14 @@ impl<A: Ansatz> RunState<A> {
     /// optimizer's iteration count. Nothing changes when a check fails.
     pub fn restore(&mut self, record: &StateRecord, total_chains: usize) -> Result<(), String> {
         let a = &record.ansatz;
-        self.check_parameters(a)?;
         let p = self.ansatz.n_parameters();
+        if self.stored_parameters(a)?.len() != a.parameters.len() {
+            return Err(format!(
+                "the stored ansatz has alpha = {} and {} parameters, the model file asks for {p}",
+                a.alpha,
+                a.parameters.len()
+            ));
+        }
         let optimizer = OptimizerState {
             iteration: record.optimizer.iteration,
             adam: AdamMoments {
