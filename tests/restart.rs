@@ -461,7 +461,7 @@ fn init_from_starts_a_new_run_from_stored_parameters() {
     // the key; the source file is never touched.
     let other = dir.path().join("other.h5");
     for (extra, needle) in [
-        ("ansatz.alpha=1", "ansatz.alpha: 2 → 1, a narrower network"),
+        ("ansatz.alpha=1", "ansatz.alpha: 2 → 1, narrower"),
         ("lattice.length=12", "lattice.length"),
         ("model.marshall_sign=false", "another basis"),
         (

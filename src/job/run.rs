@@ -200,9 +200,7 @@ fn start_from_stored<A: Ansatz>(
         model.config.ansatz.alpha(),
     );
     if before > after {
-        differ.push(format!(
-            "ansatz.alpha: {before} → {after}, a narrower network (a wider one may start from a narrower one)"
-        ));
+        differ.push(format!("ansatz.alpha: {before} → {after}, narrower"));
     }
     if !differ.is_empty() {
         return Err(refuse(format!(
