@@ -195,12 +195,12 @@ fn start_from_stored<A: Ansatz>(
             "filters shared over the space group: {before} → {after}"
         ));
     }
-    let (before, after) = (
+    let (stored_alpha, alpha) = (
         stored.model.config.ansatz.alpha(),
         model.config.ansatz.alpha(),
     );
-    if before > after {
-        differ.push(format!("ansatz.alpha: {before} → {after}, narrower"));
+    if stored_alpha > alpha {
+        differ.push(format!("ansatz.alpha: {stored_alpha} → {alpha}, narrower"));
     }
     if !differ.is_empty() {
         return Err(refuse(format!(
@@ -218,8 +218,8 @@ fn start_from_stored<A: Ansatz>(
         ));
     }
     state.start_from(&stored.state.ansatz).map_err(refuse)?;
-    let widened = if before < after {
-        format!("; alpha {before} → {after}, the extra units start from random values of std ansatz.init_std")
+    let widened = if stored_alpha < alpha {
+        format!("; alpha {stored_alpha} → {alpha}, the extra units start from random values of std ansatz.init_std")
     } else {
         String::new()
     };
