@@ -16,11 +16,11 @@
 //! keys that may change on `--resume`), and [`compare`] lists what differs between two
 //! configurations.
 
-use crate::ansatz::{AnsatzSpec, Projection};
+use crate::ansatz::{AnsatzSpec, Projection, Transform};
 use crate::error::{shorten, Error, Invalid, Result};
 use crate::lattice::{Lattice, LatticeSpec};
 use crate::measure::ObservableSpec;
-use crate::operator::{Hamiltonian, ModelSpec};
+use crate::operator::{Hamiltonian, ModelKind, ModelSpec};
 use crate::optimizer::OptimizerSpec;
 use crate::sampler::SamplerSpec;
 use crate::vmc::RunSpec;
@@ -78,8 +78,9 @@ pub struct Model {
     pub overrides: Vec<Override>,
     pub lattice: Lattice,
     pub hamiltonian: Hamiltonian,
-    /// The symmetry projection of `[ansatz] momentum/spin_inversion`, in the sampled basis.
-    pub projection: Option<Projection>,
+    /// What the model does to the RBM: the symmetry projection of `[ansatz]
+    /// momentum/spin_inversion/point_group` (in the sampled basis), or the spin lowering.
+    pub transform: Transform,
     /// Notes for the log (defaults applied, rounding).
     pub notes: Vec<String>,
 }
@@ -122,7 +123,10 @@ impl Model {
             let group = self.lattice.space_group().len();
             text += &format!(" over the space group ({group} elements)");
         }
-        if let Some(p) = &self.projection {
+        if self.config.ansatz.spin_lowering() {
+            text += " lowered by S^- (the RBM at total_sz + 1)";
+        }
+        if let Some(p) = self.transform.projection() {
             let k = p
                 .momentum
                 .as_ref()
@@ -186,12 +190,12 @@ pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Model> {
         overrides,
         lattice: model.1,
         hamiltonian: model.2,
-        projection: model.3,
+        transform: model.3,
         notes,
     })
 }
 
-type Validated = (Config, Lattice, Hamiltonian, Option<Projection>);
+type Validated = (Config, Lattice, Hamiltonian, Transform);
 
 /// The projection asked for by `[ansatz] momentum/spin_inversion`, checked against the model:
 /// the sector must be one of H's (translation-invariant H for a momentum, flip-invariant H at
@@ -311,6 +315,45 @@ fn projection(
     )))
 }
 
+/// `ansatz.spin_lowering`: H must conserve the total spin (heisenberg, j1j2, xxz with Jz = J),
+/// so that S^- maps its eigenstates to eigenstates, and the state's S^z sector must lie below
+/// the top, so that the RBM's sector `total_sz + 1` exists. The signs are `ε_j = −1` on the
+/// Marshall sublattice (`S^-_j → −S^-_j` under the rotation), else 1.
+fn lowering(
+    config: &Config,
+    lattice: &Lattice,
+    h: &Hamiltonian,
+) -> std::result::Result<Transform, Invalid> {
+    if !config.ansatz.spin_lowering() {
+        return Ok(Transform::None);
+    }
+    let conserves_total_spin = match &config.model.kind {
+        ModelKind::Heisenberg(_) | ModelKind::J1j2(_) => true,
+        ModelKind::Xxz(s) => s.Jz == s.J,
+        ModelKind::Tfi(_) | ModelKind::Pauli(_) => false,
+    };
+    if !conserves_total_spin {
+        return Err(Invalid::new(
+            "ansatz.spin_lowering",
+            "needs a Hamiltonian that conserves the total spin (heisenberg, j1j2, or xxz with Jz = J), so that S^- maps eigenstates to eigenstates",
+        ));
+    }
+    let n = lattice.n_sites();
+    if h.n_up.is_none_or(|up| up >= n) {
+        return Err(Invalid::new(
+            "ansatz.spin_lowering",
+            format!("needs model.total_sz below its largest value {}: the lowered RBM lives at total_sz + 1", n as f64 / 2.0),
+        ));
+    }
+    let mut signs = vec![1.0; n];
+    if let Some(rotation) = &h.rotation {
+        for j in rotation.sites() {
+            signs[j] = -1.0;
+        }
+    }
+    Ok(Transform::Lowering(signs))
+}
+
 /// Checks every section and their combination; resolves defaults that depend on the model
 /// (the sampler's moves) into the configuration.
 fn validate(config: &Config) -> std::result::Result<(Validated, Vec<String>), Invalid> {
@@ -320,14 +363,17 @@ fn validate(config: &Config) -> std::result::Result<(Validated, Vec<String>), In
     config.model.validate()?;
     let hamiltonian = Hamiltonian::new(&config.model, &lattice)?;
     config.ansatz.validate(&lattice)?;
-    let projection = projection(&config.ansatz, &lattice, &hamiltonian)?;
+    let transform = match projection(&config.ansatz, &lattice, &hamiltonian)? {
+        Some(p) => Transform::Projection(p),
+        None => lowering(&config, &lattice, &hamiltonian)?,
+    };
     config.sampler.validate()?;
     config.sampler.kind = Some(config.sampler.resolved_kind(&hamiltonian));
     let (_, notes) = config.sampler.settings(&lattice, &hamiltonian)?;
     config.optimizer.validate()?;
     config.run.validate()?;
     crate::measure::validate_observables(&config.observables, lattice.n_sites())?;
-    Ok(((config, lattice, hamiltonian, projection), notes))
+    Ok(((config, lattice, hamiltonian, transform), notes))
 }
 
 /// The canonical form of a configuration: TOML with every key.

@@ -38,7 +38,7 @@ const VALUES: [&str; 22] = [
     "1e-300",
 ];
 
-const KEYS: [&str; 28] = [
+const KEYS: [&str; 29] = [
     "lattice.kind",
     "lattice.length",
     "lattice.extent",
@@ -58,6 +58,7 @@ const KEYS: [&str; 28] = [
     "ansatz.momentum",
     "ansatz.spin_inversion",
     "ansatz.point_group",
+    "ansatz.spin_lowering",
     "sampler.kind",
     "sampler.chains",
     "sampler.samples",

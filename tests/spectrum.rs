@@ -48,6 +48,71 @@ fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
 
+/// The lowest triplet as `S^-` applied to an `rbm_symm` at S^z = 1 (`ansatz.spin_lowering`):
+/// sampled at S^z = 0, it reaches the exact lowest energy of the k = π, z = −1 sector (L/2
+/// even), and the run's reference is that energy (the ground state of S^z = 1). The
+/// combinations that do not make sense exit 2, naming the key.
+#[test]
+fn the_spin_lowered_rbm_reaches_the_lowest_triplet() {
+    let dir = tempfile::tempdir().unwrap();
+    let length = 8;
+    let path = write(dir.path(), "chain8.toml", &model(length));
+    let p = path.to_str().unwrap();
+    let exact = exact_sectors(&path, dir.path());
+    let triplet = exact[&(4, -1)];
+    assert!(
+        triplet > exact[&(0, 1)] + 0.1,
+        "the triplet is an excited state"
+    );
+    let lowered = [
+        "--set",
+        "ansatz.kind=\"rbm_symm\"",
+        "--set",
+        "ansatz.spin_lowering=true",
+    ];
+    let output = dir.path().join("triplet.h5");
+    let run = nqs_json(
+        &[
+            &["run", p, "--output", output.to_str().unwrap()][..],
+            &lowered[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(run["spin_lowering"], Value::Bool(true));
+    let reported = run["exact"]["energy"].as_f64().unwrap();
+    assert!(
+        relative(reported, triplet) < 1e-10,
+        "{reported} vs {triplet}"
+    );
+    let energy = run["energy"]["mean"].as_f64().unwrap();
+    let error = run["energy"]["error"].as_f64().unwrap();
+    assert!(
+        energy > triplet - 3.0 * error - 1e-9,
+        "{energy} below {triplet}"
+    );
+    assert!(relative(energy, triplet) < 1e-4, "{energy} vs {triplet}");
+    let tfi = write(
+        dir.path(),
+        "tfi.toml",
+        "[lattice]\nkind = \"chain\"\nlength = 8\nboundary = \"periodic\"\n\
+         [model]\nkind = \"tfi\"\n[ansatz]\nspin_lowering = true\n",
+    );
+    expect_input_error(
+        &["check", tfi.to_str().unwrap()],
+        "conserves the total spin",
+    );
+    for (sets, needle) in [
+        (&["ansatz.momentum=4"][..], "not together with a projection"),
+        (&["model.total_sz=4"][..], "below its largest value"),
+    ] {
+        let mut args = vec!["check", p, "--set", "ansatz.spin_lowering=true"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        expect_input_error(&args, needle);
+    }
+}
+
 #[test]
 fn every_momentum_sector_reaches_its_exact_lowest_energy() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,11 @@
 //! driver, the checkpoints (parameters are stored as a flat vector with the kind) and every
 //! command then work with it.
 
+mod lowered;
 mod projected;
 mod rbm;
 
+pub use lowered::{LoweredCache, SpinLowered};
 pub use projected::{GroupElement, ProjectedCache, ProjectedRbm, Projection};
 pub use rbm::{Rbm, RbmCache, RbmKind};
 
@@ -128,6 +130,14 @@ pub struct RbmSpec {
     /// symmetric representation: see [`PointGroup`].
     #[serde(default, skip_serializing_if = "PointGroup::is_off")]
     pub point_group: PointGroup,
+    /// The state is `S^-` applied to the RBM, which lives at `total_sz + 1`
+    /// ([`SpinLowered`]): the `total_sz` member of the lowest multiplet above it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub spin_lowering: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// `point_group = true | false | "projected"`: how the point group P enters.
@@ -220,6 +230,7 @@ impl Default for RbmSpec {
             momentum: None,
             spin_inversion: None,
             point_group: PointGroup::Off,
+            spin_lowering: false,
         }
     }
 }
@@ -261,6 +272,11 @@ impl AnsatzSpec {
     /// `point_group`, an `rbm_symm` with `point_group = "projected"`.
     pub fn projects_point_group(&self) -> bool {
         self.point_group() && !self.shares_point_group()
+    }
+
+    /// Whether the state is the RBM lowered by `S^-` (`spin_lowering = true`).
+    pub fn spin_lowering(&self) -> bool {
+        self.rbm().spin_lowering
     }
 
     /// The symmetry sector a projection is asked for: (momentum indices, inversion); None when
@@ -325,6 +341,12 @@ impl AnsatzSpec {
         let Some((momentum, inversion)) = self.sector() else {
             return Ok(());
         };
+        if self.spin_lowering() {
+            return Err(Invalid::new(
+                "ansatz.spin_lowering",
+                "not together with a projection (momentum, spin_inversion, point_group on a dense rbm or \"projected\"): the lowered RBM lives at total_sz + 1, where these sectors are other ones",
+            ));
+        }
         let key = if momentum.is_some() {
             "ansatz.momentum"
         } else if inversion.is_some() {
@@ -382,14 +404,36 @@ pub trait AnsatzVisitor {
     fn visit<A: Ansatz + 'static>(self, ansatz: A) -> Self::Output;
 }
 
+/// What the configuration does to the RBM of a specification, built from the model (its
+/// basis and sector).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Transform {
+    #[default]
+    None,
+    /// From `momentum`/`spin_inversion`/`point_group`: a [`ProjectedRbm`].
+    Projection(Projection),
+    /// From `spin_lowering`: a [`SpinLowered`] with these signs ε_j.
+    Lowering(Vec<f64>),
+}
+
+impl Transform {
+    /// The projection, if that is the transform.
+    pub fn projection(&self) -> Option<&Projection> {
+        match self {
+            Transform::Projection(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// Builds the ansatz of a validated specification with random initial parameters from `seed`
-/// and hands it to `visitor`: the one place where kinds map to types. `projection` (built by
-/// the configuration from `momentum`/`spin_inversion`/`point_group` and the model's basis)
-/// makes the RBM a [`ProjectedRbm`].
+/// and hands it to `visitor`: the one place where kinds map to types. The `transform` (built by
+/// the configuration from the model's basis and sector) makes the RBM a [`ProjectedRbm`] or a
+/// [`SpinLowered`].
 pub fn visit<V: AnsatzVisitor>(
     spec: &AnsatzSpec,
     lattice: &Lattice,
-    projection: Option<Projection>,
+    transform: &Transform,
     seed: u64,
     visitor: V,
 ) -> V::Output {
@@ -400,9 +444,10 @@ pub fn visit<V: AnsatzVisitor>(
         AnsatzSpec::RbmSymm(_) => RbmKind::symmetric(s.alpha, lattice, spec.shares_point_group()),
     };
     let rbm = Rbm::random(n, kind, s.init_std, seed);
-    match projection {
-        Some(p) => visitor.visit(ProjectedRbm::new(rbm, p)),
-        None => visitor.visit(rbm),
+    match transform {
+        Transform::Projection(p) => visitor.visit(ProjectedRbm::new(rbm, p.clone())),
+        Transform::Lowering(signs) => visitor.visit(SpinLowered::new(rbm, signs)),
+        Transform::None => visitor.visit(rbm),
     }
 }
 

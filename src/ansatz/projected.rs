@@ -232,18 +232,18 @@ pub struct ProjectedCache {
 /// `ln Σ_t e^{t}` accumulated in one pass: the sum is kept relative to the largest real part
 /// seen, and rescaled when a larger one arrives.
 #[derive(Clone, Copy, Debug)]
-struct LogSumExp {
+pub(super) struct LogSumExp {
     max: f64,
     sum: Complex64,
 }
 
 impl LogSumExp {
-    const EMPTY: Self = LogSumExp {
+    pub(super) const EMPTY: Self = LogSumExp {
         max: f64::NEG_INFINITY,
         sum: ZERO,
     };
 
-    fn add(&mut self, t: Complex64) {
+    pub(super) fn add(&mut self, t: Complex64) {
         if t.re > self.max {
             let rescale = if self.max == f64::NEG_INFINITY {
                 0.0
@@ -258,7 +258,7 @@ impl LogSumExp {
     }
 
     /// The logarithm of the sum; `−∞` when every term was `−∞` (a zero amplitude).
-    fn value(self) -> Complex64 {
+    pub(super) fn value(self) -> Complex64 {
         if self.max == f64::NEG_INFINITY {
             return Complex64::new(f64::NEG_INFINITY, 0.0);
         }
@@ -267,14 +267,14 @@ impl LogSumExp {
 }
 
 /// `ln Σ_t e^{t}` (see [`LogSumExp`]).
-fn log_sum_exp(terms: impl Iterator<Item = Complex64>) -> Complex64 {
+pub(super) fn log_sum_exp(terms: impl Iterator<Item = Complex64>) -> Complex64 {
     let mut acc = LogSumExp::EMPTY;
     terms.for_each(|t| acc.add(t));
     acc.value()
 }
 
 /// At most this many flipped sites are mapped on the stack.
-const MAX_FLIPS: usize = 16;
+pub(super) const MAX_FLIPS: usize = 16;
 
 impl ProjectedRbm {
     /// Projects `rbm` (dense, or symmetric under a group that the projection's group

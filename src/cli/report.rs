@@ -270,7 +270,8 @@ impl Printer {
                 "wall_time_s": o.wall_time,
                 "time_per_iteration_s": o.median_iteration_time,
                 "output": o.output,
-                "sector": m.projection.as_ref().map(|p| json!({"momentum": p.momentum, "spin_inversion": p.inversion, "point_group": m.config.ansatz.point_group()})),
+                "sector": m.transform.projection().map(|p| json!({"momentum": p.momentum, "spin_inversion": p.inversion, "point_group": m.config.ansatz.point_group()})),
+                "spin_lowering": m.config.ansatz.spin_lowering(),
             });
             if let Some(r) = &o.results {
                 let extra = results_json(r, n);
@@ -295,8 +296,13 @@ impl Printer {
             return;
         };
         outln!("{}", m.describe());
-        if let Some(p) = &m.projection {
+        if let Some(p) = m.transform.projection() {
             outln!("  sector             {} (physical basis)", p.describe());
+        }
+        if m.config.ansatz.spin_lowering() {
+            outln!(
+                "  sector             S^- of the RBM at total_sz + 1: total spin above total_sz"
+            );
         }
         print_results(r, n);
         if let Some(v) = o.v_score(n) {

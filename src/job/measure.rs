@@ -67,7 +67,7 @@ pub fn run(path: &Path, job: &MeasureJob, comm: &dyn Communicator) -> Result<Mea
     let results = ansatz::visit(
         &model.config.ansatz,
         &model.lattice,
-        model.projection.clone(),
+        &model.transform,
         0,
         Measure {
             stored: &stored,

@@ -141,7 +141,7 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
         ansatz::visit(
             &model.config.ansatz,
             &model.lattice,
-            model.projection.clone(),
+            &model.transform,
             0,
             vector,
         )

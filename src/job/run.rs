@@ -12,7 +12,7 @@
 //! - everything is validated before the first iteration, and a stop request (signal) is
 //!   honoured in the loop, the final measurement and the exact reference.
 
-use crate::ansatz::{self, Ansatz, AnsatzVisitor};
+use crate::ansatz::{self, Ansatz, AnsatzVisitor, Transform};
 use crate::config::{self, Model};
 use crate::dist::{agree, on_root, Communicator};
 use crate::error::{Error, Result};
@@ -21,6 +21,7 @@ use crate::io::{
     self, checkpoint_path, copy_atomically, OutputLock, ResultsRecord, RootInfo, RunStore,
     StateRecord,
 };
+use crate::operator::Hamiltonian;
 use crate::vmc::{Driver, HistoryRow, IterationReport, Observer, RunState, StopFlag, Termination};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -346,7 +347,7 @@ pub fn run(
     ansatz::visit(
         &model.config.ansatz,
         &model.lattice,
-        model.projection.clone(),
+        &model.transform,
         seed,
         RunVisitor {
             model,
@@ -707,12 +708,33 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// The exact reference of the model (of its symmetry sector with a projected ansatz); None
-/// when there is none or a stop was requested while it ran.
+/// The exact reference of the model: of its symmetry sector with a projected ansatz; with the
+/// spin lowering, the lowest state of total spin above `total_sz`, which by SU(2) is the ground
+/// state of `total_sz + 1` (solved in its Perron–Frobenius momentum sector where that is
+/// known, so that ED reaches larger lattices). None when there is none or a stop was requested
+/// while it ran.
 fn model_reference(model: &Model, stop: &StopFlag) -> Option<Reference> {
+    let cancel = Some(stop.signal.clone());
+    if let Transform::Lowering(_) = model.transform {
+        let mut raised = model.config.model.clone();
+        raised.total_sz = raised.total_sz.map(|sz| sz + 1.0);
+        let hamiltonian = Hamiltonian::new(&raised, &model.lattice).ok()?;
+        let sector =
+            exact::perron::ground_sector(&hamiltonian.physical, hamiltonian.n_up, &model.lattice)
+                .ok()
+                .map(|ground| (Some(ground.momentum), ground.inversion));
+        return exact::reference(
+            &hamiltonian,
+            &model.lattice,
+            &model.config.lattice,
+            &raised,
+            sector,
+            cancel,
+        );
+    }
     let sector = model
-        .projection
-        .as_ref()
+        .transform
+        .projection()
         .map(|p| (p.momentum.clone(), p.inversion));
     exact::reference(
         &model.hamiltonian,
@@ -720,7 +742,7 @@ fn model_reference(model: &Model, stop: &StopFlag) -> Option<Reference> {
         &model.config.lattice,
         &model.config.model,
         sector,
-        Some(stop.signal.clone()),
+        cancel,
     )
 }
 
