@@ -22,8 +22,13 @@ static PROBE: OnceLock<PathBuf> = OnceLock::new();
 /// The hidden subcommand that runs [`read_everything`].
 pub const SUBCOMMAND: &str = "__probe";
 
-/// Longest a probe may take before the file is declared damaged.
-const DEADLINE: Duration = Duration::from_secs(300);
+/// Longest a probe may take before the file is declared damaged: a minute (for a slow or busy
+/// file system), plus one second per 20 MB (reading runs far faster than that). A damaged file
+/// can make the HDF5 library loop forever, and the user waits this long for the verdict.
+fn deadline(path: &Path) -> Duration {
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    Duration::from_secs(60) + Duration::from_secs_f64(bytes as f64 / 20e6)
+}
 
 /// Turns the guard on: `executable` (this program) is run as `executable __probe FILE` before
 /// a file is read.
@@ -51,6 +56,7 @@ pub fn check(path: &Path) -> Result<()> {
                 exe.display()
             ))
         })?;
+    let deadline = deadline(path);
     let start = Instant::now();
     loop {
         match child.try_wait() {
@@ -61,12 +67,13 @@ pub fn check(path: &Path) -> Result<()> {
                     None => "the HDF5 library crashes reading it".into(),
                 }))
             }
-            Ok(None) if start.elapsed() > DEADLINE => {
+            Ok(None) if start.elapsed() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(damaged(
-                    "the HDF5 library does not finish reading it".into(),
-                ));
+                return Err(damaged(format!(
+                    "the HDF5 library does not finish reading it within {:.0} s",
+                    deadline.as_secs_f64()
+                )));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
             Err(e) => return Err(Error::Runtime(format!("HDF5 probe: {e}"))),
