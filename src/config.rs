@@ -115,7 +115,8 @@ impl Model {
     }
 
     /// `rbm alpha=2`, with the symmetry when there is one: `rbm_symm alpha=8 over the space
-    /// group (288 elements)`, `rbm alpha=2 projected on k = [3], z = -1 (16 images)`.
+    /// group (288 elements)`, `rbm alpha=2 projected on k = [3], z = -1 (16 images)`, `rbm_symm
+    /// alpha=2 lowered by S^- (the RBM at total_sz + 1)`.
     pub fn describe_ansatz(&self) -> String {
         let a = &self.config.ansatz;
         let mut text = format!("{} alpha={}", a.name(), a.alpha());
@@ -316,39 +317,80 @@ fn projection(
 }
 
 /// `ansatz.spin_lowering`: H must conserve the total spin (heisenberg, j1j2, xxz with Jz = J),
-/// so that S^- maps its eigenstates to eigenstates, and the state's S^z sector must lie below
-/// the top, so that the RBM's sector `total_sz + 1` exists. The signs are `ε_j = −1` on the
-/// Marshall sublattice (`S^-_j → −S^-_j` under the rotation), else 1.
+/// so that S^- maps its eigenstates to eigenstates; `total_sz = M` must satisfy `0 ≤ M < N/2`.
+/// Then the RBM's sector `M + 1` holds the multiplets of total spin `S ≥ M + 1`, and S^- maps
+/// them onto exactly those of sector M (for `M < 0` it would reach every state of the sector).
+/// The signs are `ε_j = −1` on the Marshall sublattice (`S^-_j → −S^-_j` under the rotation),
+/// else 1. An `rbm_symm` is k = 0 in the sampled basis, i.e. physical momentum `λ_t` at `M + 1`
+/// (the rotation's sign under a translation depends on the number of down spins): where
+/// Perron–Frobenius fixes the momentum of the ground state of `M + 1`, the two must agree.
 fn lowering(
     config: &Config,
     lattice: &Lattice,
     h: &Hamiltonian,
 ) -> std::result::Result<Transform, Invalid> {
     if !config.ansatz.spin_lowering() {
-        return Ok(Transform::None);
+        return Ok(Transform::Plain);
     }
+    let refuse = |why: String| Err(Invalid::new("ansatz.spin_lowering", why));
     let conserves_total_spin = match &config.model.kind {
         ModelKind::Heisenberg(_) | ModelKind::J1j2(_) => true,
         ModelKind::Xxz(s) => s.Jz == s.J,
         ModelKind::Tfi(_) | ModelKind::Pauli(_) => false,
     };
     if !conserves_total_spin {
-        return Err(Invalid::new(
-            "ansatz.spin_lowering",
-            "needs a Hamiltonian that conserves the total spin (heisenberg, j1j2, or xxz with Jz = J), so that S^- maps eigenstates to eigenstates",
-        ));
+        return refuse("needs a Hamiltonian that conserves the total spin (heisenberg, j1j2, or xxz with Jz = J), so that S^- maps eigenstates to eigenstates".into());
     }
     let n = lattice.n_sites();
-    if h.n_up.is_none_or(|up| up >= n) {
-        return Err(Invalid::new(
-            "ansatz.spin_lowering",
-            format!("needs model.total_sz below its largest value {}: the lowered RBM lives at total_sz + 1", n as f64 / 2.0),
-        ));
-    }
+    let up = match h.n_up {
+        None => return refuse(
+            "needs model.total_sz (the state's S^z sector; the lowered RBM lives at total_sz + 1)"
+                .into(),
+        ),
+        Some(up) if up >= n || 2 * up < n => {
+            return refuse(format!("needs 0 ≤ model.total_sz < {}: the lowered RBM lives at total_sz + 1, and below 0 the lowered state would reach every state of the sector (use the plain RBM there)", n as f64 / 2.0));
+        }
+        Some(up) => up,
+    };
     let mut signs = vec![1.0; n];
     if let Some(rotation) = &h.rotation {
         for j in rotation.sites() {
             signs[j] = -1.0;
+        }
+    }
+    if matches!(config.ansatz, AnsatzSpec::RbmSymm(_)) {
+        let mut raised = config.model.clone();
+        raised.total_sz = raised.total_sz.map(|sz| sz + 1.0);
+        let raised = Hamiltonian::new(&raised, lattice)?;
+        if let Ok(ground) =
+            crate::exact::perron::ground_sector(&raised.physical, raised.n_up, lattice)
+        {
+            // λ_t = u(tσ)u(σ) on a state with up + 1 up spins: the physical character of a
+            // translation on a state that is translation invariant in the sampled basis.
+            let sigma: Vec<i8> = (0..n).map(|i| if i <= up { 1 } else { -1 }).collect();
+            let lambda = |perm: &[usize]| match &h.rotation {
+                None => 1.0,
+                Some(rotation) => {
+                    let mut image = vec![0i8; n];
+                    for (i, &s) in sigma.iter().enumerate() {
+                        image[perm[i]] = s;
+                    }
+                    rotation.sign(&image) * rotation.sign(&sigma)
+                }
+            };
+            let agrees = lattice.translations().iter().all(|t| {
+                let phase: f64 = t
+                    .shift
+                    .iter()
+                    .zip(&ground.momentum)
+                    .zip(lattice.extent())
+                    .map(|((&s, &k), &l)| 2.0 * std::f64::consts::PI * (k * s) as f64 / l as f64)
+                    .sum();
+                (num_complex::Complex64::from_polar(1.0, phase) - lambda(&t.perm)).norm() < 1e-9
+            });
+            if !agrees {
+                return refuse(format!("rbm_symm is translation invariant in the sampled basis, which at total_sz + 1 is not the momentum {:?} of that sector's ground state (the state to lower): use kind = \"rbm\"{}", ground.momentum, if h.rotation.is_none() { " or marshall_sign = true" } else { "" }));
+            }
         }
     }
     Ok(Transform::Lowering(signs))

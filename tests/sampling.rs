@@ -209,7 +209,7 @@ fn samples_of_a_projected_rbm_follow_its_exact_distribution() {
             Some(4),
         ),
     ];
-    check_projected_sampling(cases, true, (5_000, 10));
+    check_sampling(cases, true, (5_000, 10));
 }
 
 /// The point group in the projection (dense RBM, k = 0, z = +1, with the reflection) and in
@@ -236,13 +236,13 @@ fn samples_with_the_point_group_follow_the_exact_distribution() {
         (symmetric_with_inversion(n, 1, 0.1), exchange, Some(5)),
     ];
     // Exchange moves mix these L = 10 sectors more slowly than the L = 8 ones: farther apart.
-    check_projected_sampling(cases, false, (2_000, 30));
+    check_sampling(cases, false, (2_000, 30));
 }
 
 /// Histograms of `20 × per_chain` samples, `sweeps_apart` sweeps apart, per case against |ψ|²
-/// (normalized over the sector), and no visit to a state whose amplitude vanishes by symmetry
-/// (`with_zeros`: the sector must have some).
-fn check_projected_sampling<A: Ansatz>(
+/// (normalized over the sector), and no visit to a state whose amplitude vanishes (by symmetry,
+/// or the all-up state of a spin-lowered RBM; `with_zeros`: the sector must have some).
+fn check_sampling<A: Ansatz>(
     cases: Vec<(A, Arc<dyn ProposalRule>, Option<usize>)>,
     with_zeros: bool,
     (per_chain, sweeps_apart): (usize, usize),
@@ -291,7 +291,7 @@ fn check_projected_sampling<A: Ansatz>(
 /// S^z, where the all-up state has no down spin to lower and so amplitude zero. (With the
 /// Marshall signs at fixed S^z, exchange moves must cross the near-zeros of configurations with
 /// as many down spins on each sublattice, `Σ_{j down} ε_j ≈ 0`: a random RBM's chains there mix
-/// too slowly for a test of this size, as the lowest triplet's do in a real run.)
+/// too slowly for a test of this size.)
 #[test]
 fn samples_of_a_spin_lowered_rbm_follow_its_exact_distribution() {
     let n = 8;
@@ -308,12 +308,12 @@ fn samples_of_a_spin_lowered_rbm_follow_its_exact_distribution() {
         .map(|j| if j % 2 == 1 { -1.0 } else { 1.0 })
         .collect();
     let local: Arc<dyn ProposalRule> = Arc::new(LocalFlip);
-    check_projected_sampling(
+    check_sampling(
         vec![(lowered(15, 0.4, &marshall), local, None)],
         true,
         (10_000, 20),
     );
-    check_projected_sampling(
+    check_sampling(
         vec![(lowered(16, 0.3, &[1.0; 8]), exchange, Some(3))],
         false,
         (10_000, 20),

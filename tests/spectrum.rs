@@ -101,9 +101,16 @@ fn the_spin_lowered_rbm_reaches_the_lowest_triplet() {
         &["check", tfi.to_str().unwrap()],
         "conserves the total spin",
     );
+    // An rbm_symm must have the momentum of the state it lowers: without the Marshall sign it
+    // is k = 0, and the ground state of S^z = 1 has k = π.
     for (sets, needle) in [
         (&["ansatz.momentum=4"][..], "not together with a projection"),
-        (&["model.total_sz=4"][..], "below its largest value"),
+        (&["model.total_sz=4"][..], "0 ≤ model.total_sz < 4"),
+        (&["model.total_sz=-1"][..], "0 ≤ model.total_sz < 4"),
+        (
+            &["ansatz.kind=\"rbm_symm\"", "model.marshall_sign=false"][..],
+            "not the momentum [4]",
+        ),
     ] {
         let mut args = vec!["check", p, "--set", "ansatz.spin_lowering=true"];
         for s in sets {

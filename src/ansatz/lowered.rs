@@ -20,7 +20,7 @@
 //! `O(σ) = Σ_j w_j O_RBM(σ^{j↑})`, with `w_j = ε_j ψ_RBM(σ^{j↑})/ψ(σ)`. A cache holds N RBM
 //! caches: N times the memory of the RBM's own.
 
-use super::projected::{log_sum_exp, LogSumExp, MAX_FLIPS};
+use super::projected::{log_sum_exp, LogSumExp, SiteBuffer};
 use super::{Ansatz, Rbm, RbmCache};
 use num_complex::Complex64;
 
@@ -50,6 +50,7 @@ impl SpinLowered {
     /// `S^-` with the signs `ε_j = ±1` applied to `rbm`.
     pub fn new(rbm: Rbm, signs: &[f64]) -> Self {
         assert_eq!(signs.len(), rbm.n_sites(), "one sign per site");
+        assert!(signs.iter().all(|e| e.abs() == 1.0), "signs are ±1");
         let log_signs = signs.iter().map(|&e| Complex64::new(e, 0.0).ln()).collect();
         SpinLowered { rbm, log_signs }
     }
@@ -77,29 +78,12 @@ fn rising(sigma: &[i8], flips: &[usize]) -> Option<usize> {
     flips.iter().copied().find(|&k| sigma[k] < 0)
 }
 
-/// `F ∖ {j, k}`: on the stack up to [`MAX_FLIPS`] sites.
-#[derive(Default)]
-struct Remaining {
-    stack: [usize; MAX_FLIPS],
-    heap: Vec<usize>,
-}
-
-impl Remaining {
-    fn without(&mut self, flips: &[usize], j: usize, k: usize) -> &[usize] {
-        let kept = flips.iter().copied().filter(|&i| i != j && i != k);
-        if flips.len() <= MAX_FLIPS {
-            let mut len = 0;
-            for i in kept {
-                self.stack[len] = i;
-                len += 1;
-            }
-            &self.stack[..len]
-        } else {
-            self.heap.clear();
-            self.heap.extend(kept);
-            &self.heap
-        }
-    }
+/// `F ∖ {j, k}`.
+fn without<'b>(buffer: &'b mut SiteBuffer, flips: &[usize], j: usize, k: usize) -> &'b [usize] {
+    buffer.fill(
+        flips.len(),
+        flips.iter().copied().filter(|&i| i != j && i != k),
+    )
 }
 
 /// `(&v[a], &mut v[b])` for `a ≠ b`.
@@ -134,6 +118,11 @@ impl Ansatz for SpinLowered {
     }
     fn widened(&self, narrower: &[Complex64], alpha: usize) -> Result<Vec<Complex64>, String> {
         self.rbm.widened(narrower, alpha)
+    }
+
+    fn cache_bytes(&self) -> u64 {
+        let n = self.rbm.n_sites() as u64;
+        n * (self.rbm.cache_bytes() + n + 16)
     }
 
     fn new_cache(&self) -> LoweredCache {
@@ -173,7 +162,7 @@ impl Ansatz for SpinLowered {
         let Some(k) = rising(sigma, flips) else {
             return self.log_psi_after(sigma, flips) - cache.log_psi;
         };
-        let mut remaining = Remaining::default();
+        let mut remaining = SiteBuffer::default();
         let mut acc = LogSumExp::EMPTY;
         for (j, &s) in sigma.iter().enumerate() {
             let flipped = flips.contains(&j);
@@ -181,7 +170,7 @@ impl Ansatz for SpinLowered {
                 continue; // up after the move
             }
             let term = if flipped {
-                let sites = remaining.without(flips, j, k);
+                let sites = without(&mut remaining, flips, j, k);
                 let from_k = cache.terms[k] - self.log_signs[k] + self.log_signs[j];
                 if sites.is_empty() {
                     from_k
@@ -215,7 +204,7 @@ impl Ansatz for SpinLowered {
             self.refresh(sigma, cache);
             return;
         };
-        let mut remaining = Remaining::default();
+        let mut remaining = SiteBuffer::default();
         // Spins that go down start from k's raised configuration and cache, before anything
         // changes them (k goes up: its own entry is unused after the move).
         for &j in flips {
@@ -226,7 +215,7 @@ impl Ansatz for SpinLowered {
             let (source, target) = pair_mut(&mut cache.caches, k, j);
             target.clone_from(source);
             let mut term = cache.terms[k] - self.log_signs[k] + self.log_signs[j];
-            let sites = remaining.without(flips, j, k);
+            let sites = without(&mut remaining, flips, j, k);
             if !sites.is_empty() {
                 let row = &mut cache.raised[j * n..(j + 1) * n];
                 term += self.rbm.log_ratio(row, &cache.caches[j], sites);

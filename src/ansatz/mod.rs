@@ -75,6 +75,9 @@ pub trait Ansatz: Clone + Send + Sync {
     fn flip(&self, sigma: &mut [i8], cache: &mut Self::Cache, flips: &[usize]);
     /// `O_k(σ) = ∂ log ψ(σ)/∂p_k` into `out` (length `n_parameters`).
     fn log_derivatives(&self, sigma: &[i8], cache: &Self::Cache, out: &mut [Complex64]);
+    /// The heap bytes of one cache (every stored sample keeps one: checked against the memory
+    /// before a run starts).
+    fn cache_bytes(&self) -> u64;
 
     /// The dense-RBM structure of the log-derivatives, when they have it: then structured SR
     /// never forms the samples × parameters matrix.
@@ -408,8 +411,9 @@ pub trait AnsatzVisitor {
 /// basis and sector).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum Transform {
+    /// The RBM itself.
     #[default]
-    None,
+    Plain,
     /// From `momentum`/`spin_inversion`/`point_group`: a [`ProjectedRbm`].
     Projection(Projection),
     /// From `spin_lowering`: a [`SpinLowered`] with these signs ε_j.
@@ -447,7 +451,7 @@ pub fn visit<V: AnsatzVisitor>(
     match transform {
         Transform::Projection(p) => visitor.visit(ProjectedRbm::new(rbm, p.clone())),
         Transform::Lowering(signs) => visitor.visit(SpinLowered::new(rbm, signs)),
-        Transform::None => visitor.visit(rbm),
+        Transform::Plain => visitor.visit(rbm),
     }
 }
 

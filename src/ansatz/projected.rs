@@ -274,7 +274,7 @@ pub(super) fn log_sum_exp(terms: impl Iterator<Item = Complex64>) -> Complex64 {
 }
 
 /// At most this many flipped sites are mapped on the stack.
-pub(super) const MAX_FLIPS: usize = 16;
+const MAX_FLIPS: usize = 16;
 
 impl ProjectedRbm {
     /// Projects `rbm` (dense, or symmetric under a group that the projection's group
@@ -315,7 +315,7 @@ impl ProjectedRbm {
         mut f: impl FnMut(usize, &'c [i8], &'c RbmCache, &[usize]),
     ) {
         let n = self.rbm.n_sites();
-        let mut sites = MappedSites::default();
+        let mut sites = SiteBuffer::default();
         for (g, element) in self.projection.elements.iter().enumerate() {
             f(
                 g,
@@ -327,25 +327,34 @@ impl ProjectedRbm {
     }
 }
 
-/// `perm(F)` of a set of flipped sites F: on the stack up to [`MAX_FLIPS`] sites.
+/// A short list of sites (flipped sites mapped or filtered): on the stack up to [`MAX_FLIPS`]
+/// sites, on the heap beyond.
 #[derive(Default)]
-struct MappedSites {
+pub(super) struct SiteBuffer {
     stack: [usize; MAX_FLIPS],
     heap: Vec<usize>,
 }
 
-impl MappedSites {
-    fn map(&mut self, perm: &[usize], flips: &[usize]) -> &[usize] {
-        if flips.len() <= MAX_FLIPS {
-            for (m, &i) in self.stack.iter_mut().zip(flips) {
-                *m = perm[i];
+impl SiteBuffer {
+    /// The `sites`, of which there are at most `bound`.
+    pub(super) fn fill(&mut self, bound: usize, sites: impl Iterator<Item = usize>) -> &[usize] {
+        if bound <= MAX_FLIPS {
+            let mut len = 0;
+            for i in sites {
+                self.stack[len] = i;
+                len += 1;
             }
-            &self.stack[..flips.len()]
+            &self.stack[..len]
         } else {
             self.heap.clear();
-            self.heap.extend(flips.iter().map(|&i| perm[i]));
+            self.heap.extend(sites);
             &self.heap
         }
+    }
+
+    /// `perm(F)` of a set of flipped sites F.
+    fn map(&mut self, perm: &[usize], flips: &[usize]) -> &[usize] {
+        self.fill(flips.len(), flips.iter().map(|&i| perm[i]))
     }
 }
 
@@ -369,6 +378,11 @@ impl Ansatz for ProjectedRbm {
     }
     fn widened(&self, narrower: &[Complex64], alpha: usize) -> Result<Vec<Complex64>, String> {
         self.rbm.widened(narrower, alpha)
+    }
+
+    fn cache_bytes(&self) -> u64 {
+        let (g, n) = (self.n_elements() as u64, self.rbm.n_sites() as u64);
+        g * (self.rbm.cache_bytes() + n + 16)
     }
 
     fn new_cache(&self) -> ProjectedCache {
@@ -413,7 +427,7 @@ impl Ansatz for ProjectedRbm {
 
     fn flip(&self, sigma: &mut [i8], cache: &mut ProjectedCache, flips: &[usize]) {
         let n = self.rbm.n_sites();
-        let mut mapped = MappedSites::default();
+        let mut mapped = SiteBuffer::default();
         for (g, element) in self.projection.elements.iter().enumerate() {
             let sites = mapped.map(&element.perm, flips);
             let image = &mut cache.images[g * n..(g + 1) * n];

@@ -506,6 +506,10 @@ impl Ansatz for Rbm {
         Ok(out)
     }
 
+    fn cache_bytes(&self) -> u64 {
+        3 * (self.blocks * std::mem::size_of::<Lanes>()) as u64
+    }
+
     fn new_cache(&self) -> RbmCache {
         let half = Lanes::splat(Complex64::new(0.5, 0.0));
         RbmCache {

@@ -435,8 +435,13 @@ impl Printer {
                     }
                 ),
             };
+            let lowered = if a["spin_lowering"] == json!(true) {
+                ", lowered by S^- (the RBM at total_sz + 1)"
+            } else {
+                ""
+            };
             outln!(
-                "  ansatz      {} alpha={} ({} parameters){sector}",
+                "  ansatz      {} alpha={} ({} parameters){sector}{lowered}",
                 a["kind"],
                 a["alpha"],
                 a["n_parameters"]

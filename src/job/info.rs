@@ -27,6 +27,7 @@ pub fn describe(path: &Path) -> Result<Value> {
         .map(|((momentum, inversion), point_group)| {
             json!({"momentum": momentum, "spin_inversion": inversion, "point_group": point_group})
         });
+    let spin_lowering = stored.as_ref().is_some_and(|c| c.ansatz.spin_lowering());
     let finished = io::read_attr::<u8>(&file, "finished").ok().map(|v| v == 1);
     let ansatz = match file.group("ansatz") {
         Ok(g) => {
@@ -37,7 +38,7 @@ pub fn describe(path: &Path) -> Result<Value> {
                 .map_err(|e| bad("ansatz/parameters", e))?
                 .size();
             Some(
-                json!({"kind": kind, "alpha": alpha, "n_parameters": n_parameters, "sector": sector}),
+                json!({"kind": kind, "alpha": alpha, "n_parameters": n_parameters, "sector": sector, "spin_lowering": spin_lowering}),
             )
         }
         Err(_) => None,

@@ -437,10 +437,11 @@ fn prepare<A: Ansatz>(
         Some(layer) => 16 * (state.ansatz.n_sites() + layer.n_hidden()) as u64,
         None => 16 * state.ansatz.n_parameters() as u64,
     };
+    let sample_bytes = row_bytes + state.ansatz.cache_bytes();
     // Memory and sample counts differ between ranks: the check must be agreed on.
-    let fits = if local_samples as u64 * row_bytes > memory {
+    let fits = if local_samples as u64 * sample_bytes > memory {
         Err(Error::Resources(format!(
-            "{local_samples} samples × {row_bytes} bytes of log-derivatives exceed the {:.1} GiB available per rank; lower sampler.samples or use more MPI ranks",
+            "{local_samples} samples × {sample_bytes} bytes (log-derivatives and the ansatz's cache) exceed the {:.1} GiB available per rank; lower sampler.samples or use more MPI ranks",
             memory as f64 / (1u64 << 30) as f64
         )))
     } else {
@@ -730,7 +731,11 @@ fn model_reference(model: &Model, stop: &StopFlag) -> Option<Reference> {
             &raised,
             sector,
             cancel,
-        );
+        )
+        .map(|r| Reference {
+            method: format!("{}, ground state of total_sz + 1", r.method),
+            ..r
+        });
     }
     let sector = model
         .transform
