@@ -82,8 +82,15 @@ pub fn check(path: &Path) -> Result<()> {
 }
 
 /// Reads every attribute and dataset of the file (the probe's work). Errors are fine; only a
-/// crash matters.
+/// crash matters. A watchdog aborts the probe a little after the parent's deadline, so a probe
+/// stuck in the HDF5 library never outlives a parent that was killed before it could kill it.
 pub fn read_everything(path: &Path) -> hdf5::Result<()> {
+    let limit = deadline(path) + Duration::from_secs(10);
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        // Not `exit`: its handlers would wait for the HDF5 library the main thread is stuck in.
+        std::process::abort();
+    });
     let file = hdf5::File::open(path)?;
     walk(&file)
 }
