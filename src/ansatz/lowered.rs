@@ -101,24 +101,7 @@ fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&T, &mut T) {
 impl Ansatz for SpinLowered {
     type Cache = LoweredCache;
 
-    fn kind(&self) -> &'static str {
-        self.rbm.kind()
-    }
-    fn n_sites(&self) -> usize {
-        self.rbm.n_sites()
-    }
-    fn n_parameters(&self) -> usize {
-        self.rbm.n_parameters()
-    }
-    fn parameters(&self) -> &[Complex64] {
-        self.rbm.parameters()
-    }
-    fn set_parameters(&mut self, parameters: &[Complex64]) {
-        self.rbm.set_parameters(parameters);
-    }
-    fn widened(&self, narrower: &[Complex64], alpha: usize) -> Result<Vec<Complex64>, String> {
-        self.rbm.widened(narrower, alpha)
-    }
+    delegate_parameters_to_rbm!();
 
     fn cache_bytes(&self) -> u64 {
         let n = self.rbm.n_sites() as u64;

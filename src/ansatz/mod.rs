@@ -9,6 +9,31 @@
 //! driver, the checkpoints (parameters are stored as a flat vector with the kind) and every
 //! command then work with it.
 
+/// The [`Ansatz`] methods of a wavefunction built on an RBM (field `rbm`) whose parameters are
+/// the RBM's own: kind, sites, parameter vector and widening delegate to it.
+macro_rules! delegate_parameters_to_rbm {
+    () => {
+        fn kind(&self) -> &'static str {
+            self.rbm.kind()
+        }
+        fn n_sites(&self) -> usize {
+            self.rbm.n_sites()
+        }
+        fn n_parameters(&self) -> usize {
+            self.rbm.n_parameters()
+        }
+        fn parameters(&self) -> &[Complex64] {
+            self.rbm.parameters()
+        }
+        fn set_parameters(&mut self, parameters: &[Complex64]) {
+            self.rbm.set_parameters(parameters);
+        }
+        fn widened(&self, narrower: &[Complex64], alpha: usize) -> Result<Vec<Complex64>, String> {
+            self.rbm.widened(narrower, alpha)
+        }
+    };
+}
+
 mod lowered;
 mod projected;
 mod rbm;

@@ -361,24 +361,7 @@ impl SiteBuffer {
 impl Ansatz for ProjectedRbm {
     type Cache = ProjectedCache;
 
-    fn kind(&self) -> &'static str {
-        self.rbm.kind()
-    }
-    fn n_sites(&self) -> usize {
-        self.rbm.n_sites()
-    }
-    fn n_parameters(&self) -> usize {
-        self.rbm.n_parameters()
-    }
-    fn parameters(&self) -> &[Complex64] {
-        self.rbm.parameters()
-    }
-    fn set_parameters(&mut self, parameters: &[Complex64]) {
-        self.rbm.set_parameters(parameters);
-    }
-    fn widened(&self, narrower: &[Complex64], alpha: usize) -> Result<Vec<Complex64>, String> {
-        self.rbm.widened(narrower, alpha)
-    }
+    delegate_parameters_to_rbm!();
 
     fn cache_bytes(&self) -> u64 {
         let (g, n) = (self.n_elements() as u64, self.rbm.n_sites() as u64);
