@@ -20,7 +20,7 @@ use crate::ansatz::{AnsatzSpec, Projection, Transform};
 use crate::error::{shorten, Error, Invalid, Result};
 use crate::lattice::{Lattice, LatticeSpec};
 use crate::measure::ObservableSpec;
-use crate::operator::{Hamiltonian, ModelKind, ModelSpec};
+use crate::operator::{Hamiltonian, ModelSpec};
 use crate::optimizer::OptimizerSpec;
 use crate::sampler::SamplerSpec;
 use crate::vmc::RunSpec;
@@ -316,8 +316,8 @@ fn projection(
     )))
 }
 
-/// `ansatz.spin_lowering`: H must conserve the total spin (heisenberg, j1j2, xxz with Jz = J),
-/// so that S^- maps its eigenstates to eigenstates; `total_sz = M` must satisfy `0 ≤ M < N/2`.
+/// `ansatz.spin_lowering`: H must conserve the total spin (checked on its Pauli strings:
+/// heisenberg, j1j2, xxz with Jz = J, or pauli terms such as the scalar chirality), so that S^- maps its eigenstates to eigenstates; `total_sz = M` must satisfy `0 ≤ M < N/2`.
 /// Then the RBM's sector `M + 1` holds the multiplets of total spin `S ≥ M + 1`, and S^- maps
 /// them onto exactly those of sector M (for `M < 0` it would reach every state of the sector).
 /// The signs are `ε_j = −1` on the Marshall sublattice (`S^-_j → −S^-_j` under the rotation),
@@ -333,13 +333,8 @@ fn lowering(
         return Ok(Transform::Plain);
     }
     let refuse = |why: String| Err(Invalid::new("ansatz.spin_lowering", why));
-    let conserves_total_spin = match &config.model.kind {
-        ModelKind::Heisenberg(_) | ModelKind::J1j2(_) => true,
-        ModelKind::Xxz(s) => s.Jz == s.J,
-        ModelKind::Tfi(_) | ModelKind::Pauli(_) => false,
-    };
-    if !conserves_total_spin {
-        return refuse("needs a Hamiltonian that conserves the total spin (heisenberg, j1j2, or xxz with Jz = J), so that S^- maps eigenstates to eigenstates".into());
+    if !h.physical.commutes_with_total_spin() {
+        return refuse("needs a Hamiltonian that conserves the total spin ([H, S^x] = [H, S^y] = 0: heisenberg, j1j2, xxz with Jz = J, or such pauli terms), so that S^- maps eigenstates to eigenstates".into());
     }
     let n = lattice.n_sites();
     let up = match h.n_up {

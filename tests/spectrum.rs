@@ -120,6 +120,92 @@ fn the_spin_lowered_rbm_reaches_the_lowest_triplet() {
     }
 }
 
+/// `spin_lowering` on a `pauli` model, taken because its strings commute with the total spin:
+/// the Heisenberg chain plus the scalar chirality `Σ_i σ_i · (σ_{i+1} × σ_{i+2})`, complex and
+/// not stoquastic in any basis. The lowered RBM reaches the lowest triplet: the ground state of
+/// S^z = 1 (the run's reference) and the second S^z = 0 level, both from ED. A field on one site
+/// breaks SU(2) and is refused.
+#[test]
+fn the_spin_lowered_rbm_reaches_the_triplet_of_a_chiral_pauli_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let length = 8;
+    let mut terms = String::new();
+    let mut term = |coeff: f64, ops: &str, sites: [usize; 3]| {
+        let sites = &sites[..ops.len()];
+        terms += &format!("[[model.terms]]\ncoeff = {coeff}\nops = \"{ops}\"\nsites = {sites:?}\n");
+    };
+    for i in 0..length {
+        let next = [i, (i + 1) % length, (i + 2) % length];
+        for ops in ["XX", "YY", "ZZ"] {
+            term(1.0, ops, next);
+        }
+        for (ops, sign) in [
+            ("XYZ", 1.0),
+            ("YZX", 1.0),
+            ("ZXY", 1.0),
+            ("XZY", -1.0),
+            ("ZYX", -1.0),
+            ("YXZ", -1.0),
+        ] {
+            term(0.3 * sign, ops, next);
+        }
+    }
+    let text = format!(
+        "[lattice]\nkind = \"chain\"\nlength = {length}\n[model]\nkind = \"pauli\"\n\
+         total_sz = 0\n{terms}[ansatz]\nkind = \"rbm\"\nalpha = 2\nspin_lowering = true\n\
+         [sampler]\nsamples = 1008\n[optimizer]\nkind = \"sr\"\nlearning_rate = 0.05\n\
+         iterations = 400\n[run]\nseed = 3\nobservable_samples = 10000\n"
+    );
+    let path = write(dir.path(), "chiral.toml", &text);
+    let p = path.to_str().unwrap();
+    let ed = |sz: &str, states: &str| {
+        let output = dir.path().join(format!("ed{sz}.h5"));
+        let set = format!("model.total_sz={sz}");
+        let ed = nqs_json(&[
+            "ed",
+            p,
+            "--set",
+            &set,
+            "--states",
+            states,
+            "--output",
+            output.to_str().unwrap(),
+        ]);
+        ed["energies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_f64().unwrap())
+            .collect::<Vec<f64>>()
+    };
+    let triplet = ed("1", "1")[0];
+    let singlet_sector = ed("0", "2");
+    assert!(relative(singlet_sector[1], triplet) < 1e-10 && singlet_sector[0] < triplet - 0.5);
+    let output = dir.path().join("chiral.h5");
+    let run = nqs_json(&["run", p, "--output", output.to_str().unwrap()]);
+    let reported = run["exact"]["energy"].as_f64().unwrap();
+    assert!(
+        relative(reported, triplet) < 1e-10,
+        "{reported} vs {triplet}"
+    );
+    let energy = run["energy"]["mean"].as_f64().unwrap();
+    let error = run["energy"]["error"].as_f64().unwrap();
+    assert!(
+        energy > triplet - 3.0 * error - 1e-9,
+        "{energy} below {triplet}"
+    );
+    assert!(relative(energy, triplet) < 1e-4, "{energy} vs {triplet}");
+    let field = write(
+        dir.path(),
+        "field.toml",
+        &format!("{text}[[model.terms]]\ncoeff = 0.1\nops = \"Z\"\nsites = [3]\n"),
+    );
+    expect_input_error(
+        &["check", field.to_str().unwrap()],
+        "conserves the total spin",
+    );
+}
+
 #[test]
 fn every_momentum_sector_reaches_its_exact_lowest_energy() {
     let dir = tempfile::tempdir().unwrap();

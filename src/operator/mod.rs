@@ -492,6 +492,28 @@ impl PauliSum {
             })
         })
     }
+
+    /// True when the operator commutes with the total spin: `[H, Σ_i X_i] = [H, Σ_i Y_i] = 0`
+    /// (then also `[H, Σ_i Z_i] = 0`, by `[S^x, S^y] = i S^z`). Exact algebra on the strings: a
+    /// string anticommutes with `X_i` where it has Y or Z on site `i`, and then
+    /// `[P, X_i] = 2 P X_i`; the products are collected and must cancel to rounding.
+    pub fn commutes_with_total_spin(&self) -> bool {
+        let tolerance = 1e-12 * self.max_coefficient().max(1.0);
+        [Pauli::X, Pauli::Y].into_iter().all(|generator| {
+            let mut commutator: BTreeMap<Vec<(usize, Pauli)>, Complex64> = BTreeMap::new();
+            for string in &self.strings {
+                for &(site, p) in &string.ops {
+                    if p != generator {
+                        let mut factors = string.ops.clone();
+                        factors.push((site, generator));
+                        let product = PauliString::new(string.coeff * 2.0, &factors);
+                        *commutator.entry(product.ops).or_default() += product.coeff;
+                    }
+                }
+            }
+            commutator.values().all(|c| c.norm() <= tolerance)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -547,5 +569,46 @@ mod tests {
             [PauliString::new(Complex64::new(1.0, 0.0), &[(0, Pauli::X)])],
         );
         assert!(!tfi.conserves_sz());
+    }
+
+    /// Σ over pairs of `c · (X_i X_j + Y_i Y_j + jz · Z_i Z_j)`.
+    fn bonds(pairs: &[(usize, usize)], jz: f64) -> Vec<PauliString> {
+        let one = Complex64::new(1.0, 0.0);
+        pairs
+            .iter()
+            .flat_map(|&(i, j)| {
+                [(Pauli::X, one), (Pauli::Y, one), (Pauli::Z, one * jz)]
+                    .map(|(p, c)| PauliString::new(c, &[(i, p), (j, p)]))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn total_spin_commutation_is_exact_algebra() {
+        let chain: Vec<(usize, usize)> = (0..4).map(|i| (i, (i + 1) % 4)).collect();
+        assert!(PauliSum::new(4, bonds(&chain, 1.0)).commutes_with_total_spin());
+        // XXZ away from the isotropic point, and a field, break SU(2) (the field keeps S^z).
+        assert!(!PauliSum::new(4, bonds(&chain, 0.5)).commutes_with_total_spin());
+        let mut field = bonds(&chain, 1.0);
+        field.push(PauliString::new(Complex64::new(0.3, 0.0), &[(2, Pauli::Z)]));
+        let field = PauliSum::new(4, field);
+        assert!(field.conserves_sz() && !field.commutes_with_total_spin());
+        // The scalar chirality σ_0 · (σ_1 × σ_2) = Σ ε_abc σ^a_0 σ^b_1 σ^c_2 is SU(2) invariant;
+        // one of its six terms alone is not.
+        use Pauli::{X, Y, Z};
+        let chirality: Vec<PauliString> = [
+            (X, Y, Z, 1.0),
+            (Y, Z, X, 1.0),
+            (Z, X, Y, 1.0),
+            (X, Z, Y, -1.0),
+            (Z, Y, X, -1.0),
+            (Y, X, Z, -1.0),
+        ]
+        .map(|(a, b, c, sign)| {
+            PauliString::new(Complex64::new(sign, 0.0), &[(0, a), (1, b), (2, c)])
+        })
+        .to_vec();
+        assert!(PauliSum::new(3, chirality.clone()).commutes_with_total_spin());
+        assert!(!PauliSum::new(3, chirality[..5].to_vec()).commutes_with_total_spin());
     }
 }
