@@ -65,6 +65,39 @@ fn point_group_rbm_symm_on_4x4_is_within_1e3_of_ed() {
     }
 }
 
+/// A run's reference where the whole S^z sector is beyond the ED limit (XXZ chain, L = 24:
+/// 2 704 156 states) and no closed form applies: ED of the ground state's own sector, which
+/// Perron–Frobenius fixes (k = 0, z = +1, 56 450 states), the same energy `nqs ed` finds.
+#[test]
+fn a_large_sector_without_a_closed_form_gets_the_perron_frobenius_sector_as_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[lattice]\nkind = \"chain\"\nlength = 24\n[model]\nkind = \"xxz\"\nJz = 0.5\n\
+                marshall_sign = true\ntotal_sz = 0\n[ansatz]\nkind = \"rbm_symm\"\nalpha = 1\n\
+                [sampler]\nchains = 8\nsamples = 64\nthermalization = 10\n[optimizer]\n\
+                iterations = 2\n[run]\nobservable_samples = 64\n";
+    let model = common::write(dir.path(), "xxz24.toml", text);
+    let model = model.to_string_lossy();
+    let out = dir.path().join("xxz24.h5");
+    let v = common::nqs_json(&["run", &model, "--output", &out.to_string_lossy()]);
+    let method = v["exact"]["method"].as_str().unwrap();
+    assert!(method.starts_with("ed"), "{v}");
+    let ed = common::nqs_json(&[
+        "ed",
+        &model,
+        "--output",
+        &dir.path().join("ed.h5").to_string_lossy(),
+    ]);
+    assert_eq!(ed["dimension"], 56_450, "{ed}");
+    let (reference, exact) = (
+        v["exact"]["energy"].as_f64().unwrap(),
+        ed["energy"].as_f64().unwrap(),
+    );
+    assert!(
+        (reference - exact).abs() < 1e-10 * exact.abs(),
+        "{reference} vs {exact} ({method})"
+    );
+}
+
 #[test]
 fn final_error_bar_is_honest() {
     let text = r#"

@@ -709,27 +709,22 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// The exact reference of the model: of its symmetry sector with a projected ansatz; with the
-/// spin lowering, the lowest state of total spin above `total_sz`, which by SU(2) is the ground
-/// state of `total_sz + 1` (solved in its Perron–Frobenius momentum sector where that is
-/// known, so that ED reaches larger lattices). None when there is none or a stop was requested
-/// while it ran.
+/// The exact reference of the model ([`exact::reference`]): of its symmetry sector with a
+/// projected ansatz; with the spin lowering, the lowest state of total spin above `total_sz`,
+/// which by SU(2) is the ground state of `total_sz + 1`. None when there is none or a stop was
+/// requested while it ran.
 fn model_reference(model: &Model, stop: &StopFlag) -> Option<Reference> {
     let cancel = Some(stop.signal.clone());
     if let Transform::Lowering(_) = model.transform {
         let mut raised = model.config.model.clone();
         raised.total_sz = raised.total_sz.map(|sz| sz + 1.0);
         let hamiltonian = Hamiltonian::new(&raised, &model.lattice).ok()?;
-        let sector =
-            exact::perron::ground_sector(&hamiltonian.physical, hamiltonian.n_up, &model.lattice)
-                .ok()
-                .map(|ground| (Some(ground.momentum), ground.inversion));
         return exact::reference(
             &hamiltonian,
             &model.lattice,
             &model.config.lattice,
             &raised,
-            sector,
+            None,
             cancel,
         )
         .map(|r| Reference {
