@@ -23,8 +23,8 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 3 && args[1] == nqs::io::probe::SUBCOMMAND {
         // The child side of the HDF5 crash guard: read everything, report by exit code.
-        let ok = nqs::io::probe::read_everything(std::path::Path::new(&args[2])).is_ok();
-        return ExitCode::from(if ok { 0 } else { 3 });
+        let outcome = nqs::io::probe::read_everything(std::path::Path::new(&args[2]));
+        return ExitCode::from(outcome.map_or_else(|failure| failure.exit_code(), |()| 0));
     }
     if let Ok(exe) = std::env::current_exe() {
         nqs::io::probe::enable(exe);

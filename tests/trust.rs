@@ -540,6 +540,46 @@ fn resume_refuses_damaged_state() {
     }
 }
 
+/// A damaged integer type message (the fuzzer's case: the `finished` attribute, 1 byte, with a
+/// precision of 51 464 bits) reads as u64 but crashes HDF5's conversion to u8 in `H5T__bit_find`.
+/// The probe refuses any numeric type that is not the standard one of its size, so every
+/// reader exits 2 with one line instead of dying by a signal, and the file is unchanged.
+#[test]
+fn a_damaged_type_message_is_refused_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", &small_run(3));
+    let path = dir.path().join("run.h5");
+    assert_eq!(run(&model, &path, &[]).0, 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let name = bytes.windows(9).position(|w| w == b"finished\0").unwrap();
+    // The datatype after the name: class byte, 3 flag bytes, size 1, bit offset 0, precision 8.
+    let pattern = [1u8, 0, 0, 0, 0, 0, 8, 0];
+    let at = name
+        + bytes[name..name + 48]
+            .windows(8)
+            .position(|w| w == pattern)
+            .unwrap();
+    bytes[at + 7] = 201;
+    std::fs::write(&path, &bytes).unwrap();
+    let p = path.to_str().unwrap();
+    let png = dir.path().join("plot.png");
+    for args in [
+        &["info", p][..],
+        &["measure", p, "--samples", "32"],
+        &["plot", p, "-o", png.to_str().unwrap()],
+    ] {
+        let (code, _, stderr) = nqs(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("numeric datatype"), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "a reader changed the file"
+    );
+}
+
 #[test]
 fn plots_survive_degenerate_histories() {
     let dir = tempfile::tempdir().unwrap();

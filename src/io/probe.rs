@@ -7,12 +7,18 @@
 //! the same library calls. If the child dies by a signal, hangs or fails, the file is reported
 //! as damaged (exit code 2) and the parent never touches it.
 //!
+//! Reading alone does not cover every conversion the parent makes: a damaged integer type
+//! message (seen: the `finished` attribute) reads as u64 in the probe but crashes HDF5's
+//! integer conversion (`H5T__bit_find`) when the parent reads it as u8. So the probe also
+//! requires every numeric datatype (integer, float, compound of them) to equal the standard
+//! native type of its own description; conversions between standard types are sound.
+//!
 //! The guard is on once the executable registers itself ([`enable`]); library users without it
 //! read files directly.
 
 use crate::error::{Error, Result};
 use hdf5::types::TypeDescriptor;
-use hdf5::{Group, LocationType};
+use hdf5::{Datatype, Group, LocationType};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -34,6 +40,34 @@ fn deadline(path: &Path) -> Duration {
 /// a file is read.
 pub fn enable(executable: PathBuf) {
     let _ = PROBE.set(executable);
+}
+
+/// The probe's outcome.
+pub type Probed = std::result::Result<(), ProbeFailure>;
+
+/// Why a probe failed; its exit code tells the parent.
+#[derive(Debug)]
+pub enum ProbeFailure {
+    /// The HDF5 library reported an error.
+    Unreadable,
+    /// A numeric datatype differs from the standard native type of its size and kind.
+    NonstandardType,
+}
+
+impl From<hdf5::Error> for ProbeFailure {
+    fn from(_: hdf5::Error) -> Self {
+        ProbeFailure::Unreadable
+    }
+}
+
+impl ProbeFailure {
+    /// The probe's exit code (0 is a file that reads).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ProbeFailure::Unreadable => 3,
+            ProbeFailure::NonstandardType => 4,
+        }
+    }
 }
 
 /// Checks `path` in a child process (when the guard is on).
@@ -62,10 +96,12 @@ pub fn check(path: &Path) -> Result<()> {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
             Ok(Some(status)) => {
+                let nonstandard = i32::from(ProbeFailure::NonstandardType.exit_code());
                 return Err(damaged(match status.code() {
+                    Some(code) if code == nonstandard => "a numeric datatype is not the standard native one of its size (a damaged type description, or another byte order)".into(),
                     Some(code) => format!("reading it fails (probe exit code {code})"),
                     None => "the HDF5 library crashes reading it".into(),
-                }))
+                }));
             }
             Ok(None) if start.elapsed() > deadline => {
                 let _ = child.kill();
@@ -84,7 +120,7 @@ pub fn check(path: &Path) -> Result<()> {
 /// Reads every attribute and dataset of the file (the probe's work). Errors are fine; only a
 /// crash matters. A watchdog aborts the probe a little after the parent's deadline, so a probe
 /// stuck in the HDF5 library never outlives a parent that was killed before it could kill it.
-pub fn read_everything(path: &Path) -> hdf5::Result<()> {
+pub fn read_everything(path: &Path) -> Probed {
     let limit = deadline(path) + Duration::from_secs(10);
     std::thread::spawn(move || {
         std::thread::sleep(limit);
@@ -95,10 +131,28 @@ pub fn read_everything(path: &Path) -> hdf5::Result<()> {
     walk(&file)
 }
 
-fn read_attributes(loc: &hdf5::Location) -> hdf5::Result<()> {
+/// A numeric datatype must be exactly the standard native type of its description (size, sign,
+/// bit precision and offset, IEEE fields, byte order; a compound member by member).
+fn check_standard(dtype: &Datatype, descriptor: &TypeDescriptor) -> Probed {
+    let numeric = matches!(
+        descriptor,
+        TypeDescriptor::Integer(_)
+            | TypeDescriptor::Unsigned(_)
+            | TypeDescriptor::Float(_)
+            | TypeDescriptor::Compound(_)
+    );
+    if numeric && *dtype != Datatype::from_descriptor(descriptor)? {
+        return Err(ProbeFailure::NonstandardType);
+    }
+    Ok(())
+}
+
+fn read_attributes(loc: &hdf5::Location) -> Probed {
     for name in loc.attr_names()? {
         let attr = loc.attr(&name)?;
-        let descriptor = attr.dtype()?.to_descriptor()?;
+        let dtype = attr.dtype()?;
+        let descriptor = dtype.to_descriptor()?;
+        check_standard(&dtype, &descriptor)?;
         let _ = match descriptor {
             TypeDescriptor::VarLenUnicode => {
                 attr.read_raw::<hdf5::types::VarLenUnicode>().map(|_| ())
@@ -113,9 +167,12 @@ fn read_attributes(loc: &hdf5::Location) -> hdf5::Result<()> {
     Ok(())
 }
 
-fn read_dataset(ds: &hdf5::Dataset) -> hdf5::Result<()> {
+fn read_dataset(ds: &hdf5::Dataset) -> Probed {
     read_attributes(ds)?;
-    let _ = match ds.dtype()?.to_descriptor()? {
+    let dtype = ds.dtype()?;
+    let descriptor = dtype.to_descriptor()?;
+    check_standard(&dtype, &descriptor)?;
+    let _ = match descriptor {
         TypeDescriptor::Float(_) => ds.read_raw::<f64>().map(|_| ()),
         TypeDescriptor::Integer(_) => ds.read_raw::<i64>().map(|_| ()),
         TypeDescriptor::Unsigned(_) => ds.read_raw::<u64>().map(|_| ()),
@@ -127,7 +184,7 @@ fn read_dataset(ds: &hdf5::Dataset) -> hdf5::Result<()> {
     Ok(())
 }
 
-fn walk(group: &Group) -> hdf5::Result<()> {
+fn walk(group: &Group) -> Probed {
     read_attributes(group)?;
     for name in group.member_names()? {
         match group.loc_type_by_name(&name) {
