@@ -91,7 +91,15 @@ pub struct Rbm {
     /// e^{+2W_ji}, by blocks (padding 1).
     exp_down: Vec<Lanes>,
     exp_up: Vec<Lanes>,
+    /// `max_ji |Re W_ji|`: with [`TABLE_LIMIT`], whether a move may use the tables.
+    max_re_w: f64,
 }
+
+/// A factor `r_j B_j + r_j^{−1} A_j` has modulus at most `e^{2 max|Re W|·|F|}`, and
+/// [`lane_product`] stays finite for factors up to `2^59 ≈ e^{40.9}`; the flip update's
+/// `r_j^{−2}` is then below `e^{80}`. So a move with `max|Re W|·|F| >` this limit takes the
+/// log-cosh path instead (exact for any weights, slower; typical weights are far below it).
+const TABLE_LIMIT: f64 = 20.0;
 
 /// Hidden units per block of the vectorized loops (two AVX2 or one AVX-512 register of f64).
 const LANES: usize = 8;
@@ -222,6 +230,15 @@ pub struct RbmCache {
 }
 
 impl RbmCache {
+    /// `(A, B)` of block `c` from its θ, one bounded exponential per unit ([`bounded_pair`]).
+    fn pairs_from_theta(&mut self, c: usize) {
+        for l in 0..LANES {
+            let (a, b) = bounded_pair(self.theta[c].get(l));
+            self.a_t[c].set(l, a);
+            self.b_t[c].set(l, b);
+        }
+    }
+
     /// `θ_j`.
     pub fn theta(&self, j: usize) -> Complex64 {
         self.theta[j / LANES].get(j % LANES)
@@ -285,6 +302,7 @@ impl Rbm {
             w_lanes: vec![Lanes::ZERO; n * blocks],
             exp_down: vec![Lanes::ONE; n * blocks],
             exp_up: vec![Lanes::ONE; n * blocks],
+            max_re_w: 0.0,
         };
         rbm.expand();
         rbm
@@ -347,6 +365,13 @@ impl Rbm {
                 self.exp_up[i * blocks + c].set(l, (2.0 * w).exp());
             }
         }
+        self.max_re_w = self.w.iter().fold(0.0, |m, w| m.max(w.re.abs()));
+    }
+
+    /// Whether flipping `flips` sites may use the exponential tables ([`TABLE_LIMIT`]).
+    #[inline]
+    fn tables_hold(&self, flips: &[usize]) -> bool {
+        self.max_re_w * flips.len() as f64 <= TABLE_LIMIT
     }
 
     /// `(r, r^{−1})` tables (by blocks) for flipping site i with spin `sigma_i`.
@@ -531,11 +556,7 @@ impl Ansatz for Rbm {
             }
         }
         for c in 0..blocks {
-            for l in 0..LANES {
-                let (a, b) = bounded_pair(cache.theta[c].get(l));
-                cache.a_t[c].set(l, a);
-                cache.b_t[c].set(l, b);
-            }
+            cache.pairs_from_theta(c);
         }
     }
 
@@ -550,16 +571,25 @@ impl Ansatz for Rbm {
     }
 
     fn log_ratio(&self, sigma: &[i8], cache: &RbmCache, flips: &[usize]) -> Complex64 {
+        if !self.tables_hold(flips) {
+            return self.log_ratio_logcosh(sigma, cache, flips);
+        }
         let (product, exponent, visible) = self.ratio_parts(sigma, cache, flips);
         product.ln() + f64::from(exponent) * std::f64::consts::LN_2 + visible
     }
 
     fn log_modulus_ratio(&self, sigma: &[i8], cache: &RbmCache, flips: &[usize]) -> f64 {
+        if !self.tables_hold(flips) {
+            return self.log_ratio_logcosh(sigma, cache, flips).re;
+        }
         let (product, exponent, visible) = self.ratio_parts(sigma, cache, flips);
         0.5 * product.norm_sqr().ln() + f64::from(exponent) * std::f64::consts::LN_2 + visible.re
     }
 
     fn ratio(&self, sigma: &[i8], cache: &RbmCache, flips: &[usize]) -> Complex64 {
+        if !self.tables_hold(flips) {
+            return self.log_ratio_logcosh(sigma, cache, flips).exp();
+        }
         let (product, exponent, visible) = self.ratio_parts(sigma, cache, flips);
         // 2^exponent · e^visible as one exponential: no integer power.
         product * (visible + f64::from(exponent) * std::f64::consts::LN_2).exp()
@@ -567,6 +597,20 @@ impl Ansatz for Rbm {
 
     fn flip(&self, sigma: &mut [i8], cache: &mut RbmCache, flips: &[usize]) {
         let blocks = self.blocks;
+        if !self.tables_hold(flips) {
+            // θ by its increment, (A, B) by one bounded exponential per unit, as in refresh.
+            for c in 0..blocks {
+                for &i in flips {
+                    let w = self.w_lanes[i * blocks + c];
+                    cache.theta[c] = cache.theta[c].add(w.scale(-2.0 * f64::from(sigma[i])));
+                }
+                cache.pairs_from_theta(c);
+            }
+            for &i in flips {
+                sigma[i] = -sigma[i];
+            }
+            return;
+        }
         for c in 0..blocks {
             let mut delta = Lanes::ZERO;
             let mut ri = Lanes::ONE;
@@ -847,22 +891,58 @@ mod tests {
         }
     }
 
+    /// Ratios and updates for any weights: up to [`TABLE_LIMIT`] by the tables (here at the
+    /// limit, max|Re W|·|F| = 20, over 30 blocks of units that all take the largest factor),
+    /// beyond it by the log-cosh path (weights up to 1000, where `e^{2W}` overflows). Every
+    /// ratio equals the log-cosh evaluation, and after the moves the cache equals a refresh.
     #[test]
-    fn ratio_survives_huge_weights() {
+    fn ratios_and_updates_hold_for_any_weights() {
         let n = 6;
-        let mut rbm = Rbm::new(n, RbmKind::Dense { alpha: 40 });
-        let p: Vec<Complex64> = (0..rbm.n_parameters())
-            .map(|k| Complex64::new(30.0 * ((k % 7) as f64 - 3.0), 0.1 * k as f64))
-            .collect();
-        rbm.set_parameters(&p);
-        let sigma = vec![1, -1, 1, 1, -1, -1];
-        let mut cache = rbm.new_cache();
-        rbm.refresh(&sigma, &mut cache);
-        let fast = rbm.log_ratio(&sigma, &cache, &[2]);
-        let slow = rbm.log_ratio_logcosh(&sigma, &cache, &[2]);
-        assert!(
-            fast.re.is_finite() && (fast.re - slow.re).abs() < 1e-8 * slow.re.abs().max(1.0),
-            "{fast} {slow}"
-        );
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+        for scale in [2.0, 10.0, 30.0, 180.0, 1000.0] {
+            let mut rbm = Rbm::new(n, RbmKind::Dense { alpha: 40 });
+            let p: Vec<Complex64> = (0..rbm.n_parameters())
+                .map(|k| Complex64::new(scale * ((k % 3) as f64 - 1.0), 0.1 * k as f64))
+                .collect();
+            rbm.set_parameters(&p);
+            let mut sigma = vec![1, -1, 1, 1, -1, -1];
+            let mut cache = rbm.new_cache();
+            rbm.refresh(&sigma, &mut cache);
+            for _ in 0..200 {
+                let k = [1, 2, 4][rng.random_range(0..3usize)];
+                let mut flips: Vec<usize> = (0..n).collect();
+                flips.sort_by_key(|_| rng.random::<u32>());
+                flips.truncate(k);
+                flips.sort_unstable();
+                let slow = rbm.log_ratio_logcosh(&sigma, &cache, &flips);
+                let fast = rbm.log_ratio(&sigma, &cache, &flips);
+                let tolerance = 1e-9 * slow.re.abs().max(1.0);
+                let phase =
+                    ((fast - slow).im / std::f64::consts::TAU).round() * std::f64::consts::TAU;
+                assert!(
+                    (fast.re - slow.re).abs() < tolerance
+                        && ((fast - slow).im - phase).abs() < 1e-6,
+                    "scale {scale}, {flips:?}: {fast} vs {slow}"
+                );
+                let modulus = rbm.log_modulus_ratio(&sigma, &cache, &flips);
+                assert!((modulus - slow.re).abs() < tolerance, "{modulus} vs {slow}");
+                if slow.re < 700.0 {
+                    let ratio = rbm.ratio(&sigma, &cache, &flips);
+                    let expected = slow.exp();
+                    assert!(
+                        (ratio - expected).norm() <= 1e-6 * expected.norm(),
+                        "{ratio} vs {expected}"
+                    );
+                }
+                rbm.flip(&mut sigma, &mut cache, &flips);
+            }
+            let mut fresh = rbm.new_cache();
+            rbm.refresh(&sigma, &mut fresh);
+            let (cached, full) = (rbm.log_psi(&sigma, &cache), rbm.log_psi(&sigma, &fresh));
+            assert!(
+                (cached.re - full.re).abs() < 1e-9 * full.re.abs().max(1.0),
+                "scale {scale}: {cached} vs {full}"
+            );
+        }
     }
 }

@@ -20,7 +20,7 @@ pub mod probe;
 mod run_store;
 
 pub use lock::OutputLock;
-pub use run_store::{copy_atomically, write_checkpoint, RunStore};
+pub use run_store::{write_checkpoint, RunStore};
 
 use crate::error::{Error, Result};
 use hdf5::types::VarLenUnicode;

@@ -2,7 +2,9 @@
 //!
 //! - `RUN.h5` during the run is the live file: root attributes and the history, one row appended
 //!   and flushed per iteration (readable by h5py for monitoring); at the end it is replaced
-//!   atomically by the complete file (state, history, results, `finished = 1`).
+//!   atomically by the complete file (state, history, results, `finished = 1`). When a run
+//!   extends a finished one, `RUN.h5` stays the finished file until that replacement (no live
+//!   file): a failed or killed extension leaves it as it was.
 //! - `RUN.h5.ckpt` holds the last complete checkpoint, always written whole and renamed into
 //!   place, so a kill at any instant leaves it readable.
 //!
@@ -10,7 +12,7 @@
 //! finished or checkpointed run is never lost, is the driver's policy (`vmc::lifecycle`).
 
 use super::{
-    checkpoint_path, sibling, write_atomically, write_attr, write_results, write_root, write_state,
+    checkpoint_path, write_atomically, write_attr, write_results, write_root, write_state,
     write_str_attr, ResultsRecord, RootInfo, StateRecord,
 };
 use crate::error::{Error, Result};
@@ -19,7 +21,8 @@ use std::path::{Path, PathBuf};
 /// The live output of a run.
 pub struct RunStore {
     path: PathBuf,
-    live: hdf5::File,
+    /// None while extending a finished run (the finished file stays until [`RunStore::finish`]).
+    live: Option<hdf5::File>,
     columns: Vec<String>,
     rows: usize,
 }
@@ -54,23 +57,39 @@ impl RunStore {
         let live = hdf5::File::open_rw(path).map_err(|e| Error::hdf5(path, "cannot reopen", e))?;
         Ok(RunStore {
             path: path.to_path_buf(),
-            live,
+            live: Some(live),
             columns: columns.to_vec(),
             rows: rows.len(),
         })
     }
 
-    /// Appends one history row to the live file and flushes it.
+    /// The store of a run that extends the finished run at `path`: the file is left as it is
+    /// until [`RunStore::finish`] replaces it, so no failure or kill of the extension damages
+    /// it; the progress is in the checkpoints, which a resume prefers when they are further on.
+    pub fn extending(path: &Path) -> Self {
+        RunStore {
+            path: path.to_path_buf(),
+            live: None,
+            columns: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    /// Appends one history row to the live file and flushes it (nothing while extending a
+    /// finished run).
     pub fn append(&mut self, values: &[f64]) -> Result<()> {
+        let Some(live) = &self.live else {
+            return Ok(());
+        };
         let n = self.rows;
         let write = || -> hdf5::Result<()> {
-            let h = self.live.group("history")?;
+            let h = live.group("history")?;
             for (name, value) in self.columns.iter().zip(values) {
                 let ds = h.dataset(name)?;
                 ds.resize(n + 1)?;
                 ds.write_slice(&[*value], n..n + 1)?;
             }
-            self.live.flush()
+            live.flush()
         };
         write().map_err(|e| Error::hdf5(&self.path, "cannot append to the history", e))?;
         self.rows += 1;
@@ -124,14 +143,4 @@ pub fn write_checkpoint(path: &Path, root: &RootInfo, state: &StateRecord) -> Re
         write_attr(file, "finished", 0u8)?;
         write_state(file, state)
     })
-}
-
-/// Copies a whole file atomically (`from` → `to`, via `to.tmp`).
-pub fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
-    let tmp = sibling(to, ".tmp");
-    std::fs::copy(from, &tmp).map_err(|e| Error::io(&tmp, "cannot copy", e))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(&tmp, "cannot sync", e))?;
-    std::fs::rename(&tmp, to).map_err(|e| Error::io(to, "cannot rename into place", e))
 }

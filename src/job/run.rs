@@ -6,8 +6,9 @@
 //!   sweeps never collide), checked writable, and owned through an [`OutputLock`];
 //! - an existing output is replaced only with `--force`, and continued only with `--resume` of
 //!   a run with the same physics ([`crate::config::compare`]; run-control keys may change);
-//! - a finished or checkpointed run is valid at every instant: before a finished file is turned
-//!   back into a live file its whole content is copied to the checkpoint; the final file is
+//! - a finished or checkpointed run is valid at every instant: an extension of a finished run
+//!   leaves its file as it is (no live file; progress in the checkpoint, which a resume prefers
+//!   when it is further on) until the extension's final file replaces it; the final file is
 //!   written atomically after a last checkpoint, and the checkpoint is removed only then;
 //! - everything is validated before the first iteration, and a stop request (signal) is
 //!   honoured in the loop, the final measurement and the exact reference.
@@ -18,8 +19,7 @@ use crate::dist::{agree, on_root, Communicator};
 use crate::error::{Error, Result};
 use crate::exact::{self, Reference};
 use crate::io::{
-    self, checkpoint_path, copy_atomically, OutputLock, ResultsRecord, RootInfo, RunStore,
-    StateRecord,
+    self, checkpoint_path, OutputLock, ResultsRecord, RootInfo, RunStore, StateRecord,
 };
 use crate::operator::Hamiltonian;
 use crate::vmc::{Driver, HistoryRow, IterationReport, Observer, RunState, StopFlag, Termination};
@@ -116,7 +116,26 @@ pub fn output_path(model: &Model, cli_output: Option<&Path>) -> PathBuf {
 /// Where a run continues from.
 enum Source {
     Fresh,
-    Stored { path: PathBuf, finished: bool },
+    /// A stored state: the finished output, or the checkpoint. `extends_finished`: the output is
+    /// a finished run (the resume extends it, directly or from a checkpoint further on), which
+    /// stays as it is until the final file replaces it.
+    Stored {
+        path: PathBuf,
+        finished: bool,
+        extends_finished: bool,
+    },
+}
+
+impl Source {
+    fn extends_finished(&self) -> bool {
+        matches!(
+            self,
+            Source::Stored {
+                extends_finished: true,
+                ..
+            }
+        )
+    }
 }
 
 /// Reads the state and configuration of a stored run file; exit code 2 when damaged.
@@ -278,18 +297,22 @@ fn choose_source(
     } else {
         None
     };
+    let extends_finished = output_state.is_some();
     Ok(match (output_state, ckpt_iteration) {
         (Some(done), Some(at)) if done >= at => Source::Stored {
             path: output.to_path_buf(),
             finished: true,
+            extends_finished,
         },
         (_, Some(_)) => Source::Stored {
             path: ckpt,
             finished: false,
+            extends_finished,
         },
         (Some(_), None) => Source::Stored {
             path: output.to_path_buf(),
             finished: true,
+            extends_finished,
         },
         (None, None) => {
             if let Some(text) = live_config {
@@ -483,10 +506,7 @@ fn start_store<A: Ansatz>(
 ) -> Result<RunStore> {
     let ckpt = checkpoint_path(output);
     match source {
-        Source::Stored {
-            path,
-            finished: true,
-        } => copy_atomically(path, &ckpt)?,
+        _ if source.extends_finished() => return Ok(RunStore::extending(output)),
         Source::Fresh if ckpt.exists() => std::fs::remove_file(&ckpt)
             .map_err(|e| Error::io(&ckpt, "cannot remove the old checkpoint", e))?,
         _ => {}
@@ -593,7 +613,7 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     // the next collective call).
     let read = choose_source(&output, model, options, &mut notes).and_then(|source| {
         let resumed = match &source {
-            Source::Stored { path, finished } => Some(restore_stored(
+            Source::Stored { path, finished, .. } => Some(restore_stored(
                 path, *finished, model, &output, &mut state, &mut notes,
             )?),
             Source::Fresh => {
@@ -672,7 +692,12 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
         }
         Termination::NonFinite { iteration, message } => {
             checkpoint(&driver.state)?;
-            return Err(non_finite(&message, iteration, &output));
+            return Err(non_finite(
+                &message,
+                iteration,
+                &output,
+                source.extends_finished(),
+            ));
         }
         Termination::Finished => {}
     }
@@ -695,12 +720,23 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
     Ok(outcome)
 }
 
-/// The error of a run that stayed non-finite after its retries.
-fn non_finite(message: &str, iteration: usize, output: &Path) -> Error {
+/// The error of a run that stayed non-finite after its retries; `extending` a finished run,
+/// whose file is unchanged.
+fn non_finite(message: &str, iteration: usize, output: &Path, extending: bool) -> Error {
+    let ckpt = checkpoint_path(output);
+    let finished = if extending {
+        format!(
+            "; the finished run in {} is unchanged (remove {} to discard this extension)",
+            output.display(),
+            ckpt.display()
+        )
+    } else {
+        String::new()
+    };
     Error::Numerical(format!(
-        "{message}: still not finite after {} attempts at iteration {iteration}; the state before it is in {} (try a smaller optimizer.learning_rate or a larger diag_shift, then --resume)",
+        "{message}: still not finite after {} attempts at iteration {iteration}; the state before it is in {} (try a smaller optimizer.learning_rate or a larger diag_shift, then --resume){finished}",
         crate::vmc::RETRIES,
-        checkpoint_path(output).display()
+        ckpt.display()
     ))
 }
 
