@@ -134,6 +134,10 @@ fn the_automatic_solver_change_is_part_of_the_checkpoint() {
     assert_eq!(common::parameters(&full), common::parameters(&part));
 }
 
+/// Extending a finished run leaves its file byte for byte as it was until the extension's final
+/// file replaces it: a crash before the extension's first checkpoint, and one after it, both
+/// leave the finished file; a resume then continues from the furthest state (the finished run,
+/// or the extension's checkpoint), and the result equals an uninterrupted extension.
 #[test]
 fn extending_a_finished_run_never_loses_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,30 +147,40 @@ fn extending_a_finished_run_never_loses_it() {
         run(&model, &out, &["--set", "optimizer.iterations=10"], &[]).0,
         0
     );
-    let finished = common::parameters(&out);
-    // Extend to 100 and crash at 12 (before the next checkpoint at 14).
-    let (code, _) = run(
-        &model,
-        &out,
-        &["--resume", "--set", "optimizer.iterations=100"],
-        &[("NQS_TEST_CRASH_AFTER", "12")],
-    );
-    assert_ne!(code, 0);
-    // The finished state survived (copied to the checkpoint before the live file replaced it).
+    let finished = std::fs::read(&out).unwrap();
+    let uninterrupted = dir.path().join("u.h5");
+    std::fs::copy(&out, &uninterrupted).unwrap();
+    let extend = ["--resume", "--set", "optimizer.iterations=100"];
     let ckpt = dir.path().join("r.h5.ckpt");
-    assert_eq!(common::parameters(&ckpt), finished);
-    let (code, stderr) = run(
-        &model,
-        &out,
-        &["--resume", "--set", "optimizer.iterations=14"],
-        &[],
+    // Crash at 12, before the extension's first checkpoint (14).
+    let (code, _) = run(&model, &out, &extend, &[("NQS_TEST_CRASH_AFTER", "12")]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        finished,
+        "the finished file changed"
     );
+    assert!(!ckpt.exists());
+    // Crash at 16, after the checkpoint at 14: the finished file is still as it was.
+    let (code, _) = run(&model, &out, &extend, &[("NQS_TEST_CRASH_AFTER", "16")]);
+    assert_ne!(code, 0);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        finished,
+        "the finished file changed"
+    );
+    assert_eq!(common::history(&ckpt, "energy").len(), 14);
+    let twenty = ["--resume", "--set", "optimizer.iterations=20"];
+    let (code, stderr) = run(&model, &out, &twenty, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("resuming") && stderr.contains("at iteration 10"),
+        stderr.contains("resuming") && stderr.contains("at iteration 14"),
         "{stderr}"
     );
-    assert_eq!(common::history(&out, "energy").len(), 14);
+    assert!(!ckpt.exists());
+    assert_eq!(run(&model, &uninterrupted, &twenty, &[]).0, 0);
+    assert_eq!(columns(&out), columns(&uninterrupted));
+    assert_eq!(common::parameters(&out), common::parameters(&uninterrupted));
 }
 
 #[test]
