@@ -753,3 +753,41 @@ fn an_eigenstate_start_is_reported() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("close to an exact eigenstate"), "{stderr}");
 }
+
+/// A checkpoint from the fuzzer (seed 2027, case 869) whose `sampler` group has a corrupt object
+/// header: the group is listed but does not open, and opening an `ansatz` attribute by name
+/// crashed `nqs sample` in a memcpy inside HDF5 (the probe, reading the same attribute, did not
+/// crash: an out-of-bounds read crashes or not depending on the heap). The probe now fails on
+/// any listed member that does not open, so the file is refused before the parent touches it.
+#[test]
+fn a_corrupt_object_header_is_refused_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.h5");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fuzz_2027_869_corrupt_object_header.h5");
+    std::fs::copy(&fixture, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let p = path.to_str().unwrap();
+    let shots = dir.path().join("shots");
+    for args in [
+        &["info", p][..],
+        &[
+            "sample",
+            p,
+            "--shots",
+            "10",
+            "--output",
+            shots.to_str().unwrap(),
+        ],
+        &["measure", p, "--samples", "32"],
+    ] {
+        let (code, _, stderr) = nqs(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("damaged HDF5 file"), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "a reader changed the file"
+    );
+}

@@ -184,20 +184,14 @@ fn read_dataset(ds: &hdf5::Dataset) -> Probed {
     Ok(())
 }
 
+/// Every member the group lists must open: one that does not (a corrupt object header) fails
+/// the probe rather than being skipped, since the parent may open it by name.
 fn walk(group: &Group) -> Probed {
     read_attributes(group)?;
     for name in group.member_names()? {
-        match group.loc_type_by_name(&name) {
-            Ok(LocationType::Group) => {
-                if let Ok(g) = group.group(&name) {
-                    walk(&g)?;
-                }
-            }
-            Ok(LocationType::Dataset) => {
-                if let Ok(ds) = group.dataset(&name) {
-                    read_dataset(&ds)?;
-                }
-            }
+        match group.loc_type_by_name(&name)? {
+            LocationType::Group => walk(&group.group(&name)?)?,
+            LocationType::Dataset => read_dataset(&group.dataset(&name)?)?,
             _ => {}
         }
     }
