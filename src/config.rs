@@ -322,8 +322,8 @@ fn projection(
 /// them onto exactly those of sector M (for `M < 0` it would reach every state of the sector).
 /// The signs are `ε_j = −1` on the Marshall sublattice (`S^-_j → −S^-_j` under the rotation),
 /// else 1. An `rbm_symm` is k = 0 in the sampled basis, i.e. physical momentum `λ_t` at `M + 1`
-/// (the rotation's sign under a translation depends on the number of down spins): where
-/// Perron–Frobenius fixes the momentum of the ground state of `M + 1`, the two must agree.
+/// (the rotation's sign under a translation depends on the number of down spins): Perron–
+/// Frobenius must fix the momentum of the ground state of `M + 1`, and the two must agree.
 fn lowering(
     config: &Config,
     lattice: &Lattice,
@@ -357,35 +357,35 @@ fn lowering(
         let mut raised = config.model.clone();
         raised.total_sz = raised.total_sz.map(|sz| sz + 1.0);
         let raised = Hamiltonian::new(&raised, lattice)?;
-        if let Ok(ground) =
-            crate::exact::perron::ground_sector(&raised.physical, raised.n_up, lattice)
-        {
-            // λ_t = u(tσ)u(σ) on a state with up + 1 up spins: the physical character of a
-            // translation on a state that is translation invariant in the sampled basis.
-            let sigma: Vec<i8> = (0..n).map(|i| if i <= up { 1 } else { -1 }).collect();
-            let lambda = |perm: &[usize]| match &h.rotation {
-                None => 1.0,
-                Some(rotation) => {
-                    let mut image = vec![0i8; n];
-                    for (i, &s) in sigma.iter().enumerate() {
-                        image[perm[i]] = s;
-                    }
-                    rotation.sign(&image) * rotation.sign(&sigma)
+        let ground = match crate::exact::perron::ground_sector(&raised.physical, raised.n_up, lattice) {
+            Ok(ground) => ground,
+            Err(why) => return refuse(format!("rbm_symm is translation invariant in the sampled basis, and the momentum of the state to lower (the ground state of total_sz + 1) is not known here: Perron–Frobenius does not fix it ({why}); use kind = \"rbm\"")),
+        };
+        // λ_t = u(tσ)u(σ) on a state with up + 1 up spins: the physical character of a
+        // translation on a state that is translation invariant in the sampled basis.
+        let sigma: Vec<i8> = (0..n).map(|i| if i <= up { 1 } else { -1 }).collect();
+        let lambda = |perm: &[usize]| match &h.rotation {
+            None => 1.0,
+            Some(rotation) => {
+                let mut image = vec![0i8; n];
+                for (i, &s) in sigma.iter().enumerate() {
+                    image[perm[i]] = s;
                 }
-            };
-            let agrees = lattice.translations().iter().all(|t| {
-                let phase: f64 = t
-                    .shift
-                    .iter()
-                    .zip(&ground.momentum)
-                    .zip(lattice.extent())
-                    .map(|((&s, &k), &l)| 2.0 * std::f64::consts::PI * (k * s) as f64 / l as f64)
-                    .sum();
-                (num_complex::Complex64::from_polar(1.0, phase) - lambda(&t.perm)).norm() < 1e-9
-            });
-            if !agrees {
-                return refuse(format!("rbm_symm is translation invariant in the sampled basis, which at total_sz + 1 is not the momentum {:?} of that sector's ground state (the state to lower): use kind = \"rbm\"{}", ground.momentum, if h.rotation.is_none() { " or marshall_sign = true" } else { "" }));
+                rotation.sign(&image) * rotation.sign(&sigma)
             }
+        };
+        let agrees = lattice.translations().iter().all(|t| {
+            let phase: f64 = t
+                .shift
+                .iter()
+                .zip(&ground.momentum)
+                .zip(lattice.extent())
+                .map(|((&s, &k), &l)| 2.0 * std::f64::consts::PI * (k * s) as f64 / l as f64)
+                .sum();
+            (num_complex::Complex64::from_polar(1.0, phase) - lambda(&t.perm)).norm() < 1e-9
+        });
+        if !agrees {
+            return refuse(format!("rbm_symm is translation invariant in the sampled basis, which at total_sz + 1 is not the momentum {:?} of that sector's ground state (the state to lower): use kind = \"rbm\"{}", ground.momentum, if h.rotation.is_none() { " or marshall_sign = true" } else { "" }));
         }
     }
     Ok(Transform::Lowering(signs))

@@ -111,6 +111,15 @@ fn the_spin_lowered_rbm_reaches_the_lowest_triplet() {
             &["ansatz.kind=\"rbm_symm\"", "model.marshall_sign=false"][..],
             "not the momentum [4]",
         ),
+        // Frustrated: Perron–Frobenius does not fix the momentum of the state to lower.
+        (
+            &[
+                "ansatz.kind=\"rbm_symm\"",
+                "model.kind=\"j1j2\"",
+                "model.J2=0.8",
+            ][..],
+            "is not known here",
+        ),
     ] {
         let mut args = vec!["check", p, "--set", "ansatz.spin_lowering=true"];
         for s in sets {
