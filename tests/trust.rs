@@ -791,3 +791,33 @@ fn a_corrupt_object_header_is_refused_not_a_crash() {
         "a reader changed the file"
     );
 }
+
+/// A tomography file whose header declares more shots than `nqs sample` may write (2·10⁸ × 6,
+/// never written, a few KB on disk) is refused from its shape before anything is read, instead
+/// of filling memory.
+#[test]
+fn a_huge_declared_tomography_dataset_is_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.h5");
+    {
+        let file = hdf5::File::create(&path).unwrap();
+        file.create_group("measurements")
+            .unwrap()
+            .new_dataset::<u8>()
+            .shape((200_000_000, 6))
+            .create("outcomes")
+            .unwrap();
+    }
+    assert!(std::fs::metadata(&path).unwrap().len() < 100_000);
+    let out = dir.path().join("fit.h5");
+    let (code, _, stderr) = nqs(&[
+        "tomo",
+        "--samples",
+        path.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("too large"), "{stderr}");
+    assert!(!out.exists());
+}

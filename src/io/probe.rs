@@ -173,14 +173,36 @@ fn read_dataset(ds: &hdf5::Dataset) -> Probed {
     let descriptor = dtype.to_descriptor()?;
     check_standard(&dtype, &descriptor)?;
     let _ = match descriptor {
-        TypeDescriptor::Float(_) => ds.read_raw::<f64>().map(|_| ()),
-        TypeDescriptor::Integer(_) => ds.read_raw::<i64>().map(|_| ()),
-        TypeDescriptor::Unsigned(_) => ds.read_raw::<u64>().map(|_| ()),
-        TypeDescriptor::Compound(_) => ds.read_raw::<num_complex::Complex64>().map(|_| ()),
-        TypeDescriptor::FixedAscii(1) => ds.read_raw::<hdf5::types::FixedAscii<1>>().map(|_| ()),
-        TypeDescriptor::VarLenUnicode => ds.read_raw::<hdf5::types::VarLenUnicode>().map(|_| ()),
+        TypeDescriptor::Float(_) => read_by_rows::<f64>(ds),
+        TypeDescriptor::Integer(_) => read_by_rows::<i64>(ds),
+        TypeDescriptor::Unsigned(_) => read_by_rows::<u64>(ds),
+        TypeDescriptor::Compound(_) => read_by_rows::<num_complex::Complex64>(ds),
+        TypeDescriptor::FixedAscii(1) => read_by_rows::<hdf5::types::FixedAscii<1>>(ds),
+        TypeDescriptor::VarLenUnicode => read_by_rows::<hdf5::types::VarLenUnicode>(ds),
         _ => Ok(()),
     };
+    Ok(())
+}
+
+/// Elements the probe holds at once: a large 1-D or 2-D dataset is read in slabs of rows, so
+/// that a file declaring a huge dataset (its size is only a header) cannot exhaust memory.
+const PROBE_ELEMENTS: usize = 1 << 20;
+
+fn read_by_rows<T: hdf5::H5Type>(ds: &hdf5::Dataset) -> hdf5::Result<()> {
+    let shape = ds.shape();
+    if ds.size() <= PROBE_ELEMENTS || shape.len() > 2 {
+        return ds.read_raw::<T>().map(|_| ());
+    }
+    let row = shape[1..].iter().product::<usize>().max(1);
+    let step = (PROBE_ELEMENTS / row).max(1);
+    for start in (0..shape[0]).step_by(step) {
+        let end = (start + step).min(shape[0]);
+        if shape.len() == 1 {
+            ds.read_slice_1d::<T, _>(ndarray::s![start..end])?;
+        } else {
+            ds.read_slice_2d::<T, _>(ndarray::s![start..end, ..])?;
+        }
+    }
     Ok(())
 }
 

@@ -197,13 +197,25 @@ pub fn read_hdf5(path: &Path) -> Result<Measurements> {
             outcomes.ndim()
         )));
     }
-    let values = outcomes
-        .read_2d::<i64>()
-        .map_err(|e| Error::bad_hdf5(path, "measurements/outcomes", e))?;
-    let (shots, n) = values.dim();
+    let (shots, n) = (outcomes.shape()[0], outcomes.shape()[1]);
     if shots == 0 || n == 0 {
         return Err(bad("outcomes is empty"));
     }
+    // Outcomes and bases take a byte each per site and shot; the header alone declares the size.
+    let bytes = 2 * shots as u128 * n as u128;
+    let available = crate::exact::available_memory();
+    if shots > crate::job::sample::MAX_SHOTS || bytes > u128::from(available / 2) {
+        return Err(bad(&format!(
+            "outcomes: {shots} shots × {n} sites is too large (at most {} shots, and {:.1} GB for outcomes and bases against {:.1} GB available)",
+            crate::job::sample::MAX_SHOTS,
+            bytes as f64 / 1e9,
+            available as f64 / 1e9
+        )));
+    }
+    // i8 keeps every value outside 0/1 outside it (HDF5 clips out-of-range values to ±127/−128).
+    let values = outcomes
+        .read_2d::<i8>()
+        .map_err(|e| Error::bad_hdf5(path, "measurements/outcomes", e))?;
     if let Some(v) = values.iter().find(|&&v| v != 0 && v != 1) {
         return Err(bad(&format!("outcomes: values must be 0 or 1, found {v}")));
     }
@@ -216,8 +228,9 @@ pub fn read_hdf5(path: &Path) -> Result<Measurements> {
             .and_then(|t| t.to_descriptor())
             .map_err(|e| Error::bad_hdf5(path, "measurements/bases: unreadable type", e))?;
         let letters: Vec<u8> = match descriptor {
+            // ASCII codes 88–90 fit i8; HDF5 clips anything outside its range to ±127/−128.
             d if is_integer(&d) => ds
-                .read_2d::<i64>()
+                .read_2d::<i8>()
                 .map_err(|e| Error::bad_hdf5(path, "measurements/bases", e))
                 .and_then(|b| {
                     if b.dim() != (shots, n) {

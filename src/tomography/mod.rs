@@ -670,17 +670,30 @@ fn choose_kept(
     match best {
         Some((epoch, losses, params)) if epoch != last => {
             let (diff, error) = paired_difference(last_losses, &losses);
-            let sigmas = diff / error.max(1e-300);
+            let sigmas = if error > 0.0 {
+                format!("{} standard errors", short_number(diff / error))
+            } else {
+                format!("no error estimate from {} validation shot(s)", losses.len())
+            };
             if diff > 2.0 * error {
                 rbm.set_parameters(&params);
-                (epoch, format!("epoch {epoch} has the lowest validation NLL, lower than the last epoch's by {diff:.4} ({sigmas:.1} standard errors): the last epochs overfit"))
+                (epoch, format!("epoch {epoch} has the lowest validation NLL, lower than the last epoch's by {} ({sigmas}): the last epochs overfit", short_number(diff)))
             } else {
-                (last, format!("the last epoch: the lowest validation NLL (epoch {epoch}) is within validation noise of it ({sigmas:.1} standard errors)"))
+                (last, format!("the last epoch: the lowest validation NLL (epoch {epoch}) is within validation noise of it ({sigmas})"))
             }
         }
         Some(_) => (last, "the last epoch, which has the lowest validation NLL".into()),
         None if rbm.n_sites() > EXACT_LIMIT => (last, format!("the last epoch (no validation: the NLL needs the exact normalization, N ≤ {EXACT_LIMIT})")),
         None => (last, "the last epoch (no validation split)".into()),
+    }
+}
+
+/// A number for a message: four decimals, or scientific notation beyond 10^6.
+fn short_number(x: f64) -> String {
+    if x.abs() < 1e6 {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.3e}")
     }
 }
 
@@ -744,6 +757,19 @@ pub fn fit(
             kl,
             wall_time: start.elapsed().as_secs_f64(),
         };
+        let finite = |z: &Complex64| z.re.is_finite() && z.im.is_finite();
+        let nll_computable = rbm.n_sites() <= EXACT_LIMIT && !validation.is_empty();
+        if !rbm.parameters().iter().all(finite) || (nll_computable && !validation_nll.is_finite()) {
+            let largest = rbm
+                .parameters()
+                .iter()
+                .map(|z| z.norm())
+                .fold(0.0, f64::max);
+            return Err(Error::Numerical(format!(
+                "epoch {epoch}: the fit diverged (validation NLL {validation_nll}, largest parameter modulus {largest:.3e}); try a smaller --learning-rate{}",
+                if settings.optimizer == FitOptimizer::Sr { " or a larger --diag-shift" } else { "" }
+            )));
+        }
         on_epoch(&record);
         history.push(record);
         if validation_nll.is_finite() {
