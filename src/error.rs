@@ -191,6 +191,16 @@ pub fn check_finite(key: &str, value: f64, limit: f64) -> std::result::Result<f6
     }
 }
 
+/// A number for a message in its shortest form: plain between 10^-4 and 10^6, else with an
+/// exponent (`1e-300`, not three hundred digits).
+pub fn display_number(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || (1e-4..1e6).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
 /// Checks `lo ≤ value ≤ hi` (and finiteness).
 pub fn check_range(key: &str, value: f64, lo: f64, hi: f64) -> std::result::Result<f64, Invalid> {
     if value.is_finite() && (lo..=hi).contains(&value) {
@@ -198,7 +208,12 @@ pub fn check_range(key: &str, value: f64, lo: f64, hi: f64) -> std::result::Resu
     } else {
         Err(Invalid::new(
             key,
-            format!("expected a number in [{lo}, {hi}], got {value}"),
+            format!(
+                "expected a number in [{}, {}], got {}",
+                display_number(lo),
+                display_number(hi),
+                display_number(value)
+            ),
         ))
     }
 }

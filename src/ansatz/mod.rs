@@ -22,6 +22,9 @@ macro_rules! delegate_parameters_to_rbm {
         fn n_parameters(&self) -> usize {
             self.rbm.n_parameters()
         }
+        fn n_hidden(&self) -> usize {
+            Ansatz::n_hidden(&self.rbm)
+        }
         fn parameters(&self) -> &[Complex64] {
             self.rbm.parameters()
         }
@@ -70,6 +73,9 @@ pub trait Ansatz: Clone + Send + Sync {
     fn kind(&self) -> &'static str;
     fn n_sites(&self) -> usize;
     fn n_parameters(&self) -> usize;
+    /// The RBM's hidden units (α·N dense; α·|G| with filters shared over a group G), stored
+    /// with the parameters.
+    fn n_hidden(&self) -> usize;
     /// The flat parameter vector (layout documented by each implementation).
     fn parameters(&self) -> &[Complex64];
     /// Replaces the parameters and rebuilds every derived table.

@@ -493,6 +493,9 @@ impl Ansatz for Rbm {
     fn n_parameters(&self) -> usize {
         self.params.len()
     }
+    fn n_hidden(&self) -> usize {
+        self.m
+    }
     fn parameters(&self) -> &[Complex64] {
         &self.params
     }

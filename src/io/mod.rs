@@ -142,8 +142,14 @@ pub fn open_nqs_file(path: &Path) -> Result<hdf5::File> {
             "is a directory, expected an nqs HDF5 file",
         ));
     }
-    if !path.is_file() {
+    if !path.exists() {
         return Err(Error::file(path, "no such file"));
+    }
+    if !path.is_file() {
+        return Err(Error::file(
+            path,
+            "not a regular file (a device or pipe), expected an nqs HDF5 file",
+        ));
     }
     if !is_hdf5(path) {
         return Err(Error::file(path, "not an HDF5 file"));

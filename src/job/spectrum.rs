@@ -264,13 +264,13 @@ fn sector_momenta(job: &SpectrumJob, base: &Model) -> Result<Vec<Vec<usize>>> {
         .momenta
         .clone()
         .unwrap_or_else(|| base.lattice.momentum_indices());
-    if momenta.is_empty() {
+    let extent = base.lattice.extent();
+    if momenta.is_empty() || extent.is_empty() {
         return Err(Error::usage(
             "--momenta",
             "the lattice has no translations: a spectrum by momentum needs a periodic chain or square lattice",
         ));
     }
-    let extent = base.lattice.extent();
     for (i, k) in momenta.iter().enumerate() {
         if k.len() != extent.len() || k.iter().zip(extent).any(|(&m, &l)| m >= l) {
             let range: Vec<String> = extent.iter().map(|l| format!("0..={}", l - 1)).collect();

@@ -66,7 +66,7 @@ impl<A: Ansatz> RunState<A> {
         comm.sum_u64(&mut sigma);
         comm.sum_u64(&mut words);
         comm.sum_u64(&mut flags);
-        let hidden = self.ansatz.dense_rbm_layer().map_or(0, |l| l.n_hidden());
+        let hidden = self.ansatz.n_hidden();
         StateRecord {
             ansatz: AnsatzRecord {
                 kind: self.ansatz.kind().into(),
