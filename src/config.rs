@@ -359,7 +359,7 @@ fn lowering(
         let raised = Hamiltonian::new(&raised, lattice)?;
         let ground = match crate::exact::perron::ground_sector(&raised.physical, raised.n_up, lattice) {
             Ok(ground) => ground,
-            Err(why) => return refuse(format!("rbm_symm is translation invariant in the sampled basis, and the momentum of the state to lower (the ground state of total_sz + 1) is not known here: Perron–Frobenius does not fix it ({why}); use kind = \"rbm\"")),
+            Err(why) => return refuse(format!("rbm_symm is translation invariant in the sampled basis, and the momentum of the state to lower (the ground state of total_sz + 1) is not known here (Perron–Frobenius: {why}); use kind = \"rbm\"")),
         };
         // λ_t = u(tσ)u(σ) on a state with up + 1 up spins: the physical character of a
         // translation on a state that is translation invariant in the sampled basis.

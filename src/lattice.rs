@@ -517,6 +517,30 @@ fn two_colouring(n: usize, bonds: &[[usize; 2]]) -> Option<Vec<u8>> {
     Some(colour)
 }
 
+/// The number of connected components of the graph on `n` sites with edges `edges` (isolated
+/// sites count). Transpositions along the edges generate every permutation of the sites exactly
+/// when it is 1: exchange moves are then ergodic within an S^z sector, and a stoquastic
+/// exchange Hamiltonian is irreducible there.
+pub fn count_components(n: usize, edges: &[[usize; 2]]) -> usize {
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut groups = n;
+    for &[i, j] in edges {
+        let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
+        if ri != rj {
+            parent[ri] = rj;
+            groups -= 1;
+        }
+    }
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

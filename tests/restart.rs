@@ -170,6 +170,16 @@ fn extending_a_finished_run_never_loses_it() {
         "the finished file changed"
     );
     assert_eq!(common::history(&ckpt, "energy").len(), 14);
+    // Asking for no more than the finished run has leaves it, also with that checkpoint.
+    let ten = ["--resume", "--set", "optimizer.iterations=10"];
+    let (code, stderr) = run(&model, &out, &ten, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("already finished"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        finished,
+        "the finished file changed"
+    );
     let twenty = ["--resume", "--set", "optimizer.iterations=20"];
     let (code, stderr) = run(&model, &out, &twenty, &[]);
     assert_eq!(code, 0, "{stderr}");

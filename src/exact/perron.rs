@@ -81,15 +81,8 @@ pub fn ground_sector(
 /// Ok when `op` is stoquastic and connected (within an S^z sector when `fixed_sz`).
 fn perron_frobenius(op: &PauliSum, fixed_sz: bool, tolerance: f64) -> Result<(), String> {
     let n = op.n_sites();
-    // Union-find over sites: bonds whose move has a strictly negative element everywhere.
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
+    // Bonds whose move has a strictly negative element everywhere.
+    let mut links: Vec<[usize; 2]> = Vec::new();
     let mut single_flips = vec![false; n];
     for g in 1..op.n_groups() {
         let Some(elements) = op.group_elements(g) else {
@@ -117,18 +110,14 @@ fn perron_frobenius(op: &PauliSum, fixed_sz: bool, tolerance: f64) -> Result<(),
             && elements.iter().any(|(s, _)| active(*s));
         if connects {
             match flips {
-                [i, j] => {
-                    let (a, b) = (root(&mut parent, *i), root(&mut parent, *j));
-                    parent[a] = b;
-                }
+                [i, j] => links.push([*i, *j]),
                 [i] => single_flips[*i] = true,
                 _ => {}
             }
         }
     }
     let connected = if fixed_sz {
-        let r = root(&mut parent, 0);
-        (0..n).all(|i| root(&mut parent, i) == r)
+        crate::lattice::count_components(n, &links) == 1
     } else {
         single_flips.iter().all(|&f| f)
     };

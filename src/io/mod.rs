@@ -109,7 +109,25 @@ pub fn read_1d<T: H5Type>(group: &Group, name: &str) -> hdf5::Result<Vec<T>> {
         )
         .into());
     }
+    check_fits::<T>(&ds, name)?;
     ds.read_raw()
+}
+
+/// A dataset's size is only a header: one declaring more than half the available memory is
+/// refused before it is read (a damaged file otherwise aborts the program on allocation).
+fn check_fits<T: H5Type>(ds: &hdf5::Dataset, name: &str) -> hdf5::Result<()> {
+    let bytes = ds.size() as u128 * std::mem::size_of::<T>() as u128;
+    let available = crate::exact::available_memory();
+    if bytes > u128::from(available / 2) {
+        return Err(format!(
+            "{name}: declares {} elements ({:.3e} bytes), more than half the available memory ({:.1} GB)",
+            ds.size(),
+            bytes as f64,
+            available as f64 / 1e9
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Reads a two-dimensional dataset.
@@ -122,6 +140,7 @@ pub fn read_2d<T: H5Type>(group: &Group, name: &str) -> hdf5::Result<Array2<T>> 
         )
         .into());
     }
+    check_fits::<T>(&ds, name)?;
     ds.read_2d()
 }
 

@@ -190,6 +190,11 @@ const PROBE_ELEMENTS: usize = 1 << 20;
 
 fn read_by_rows<T: hdf5::H5Type>(ds: &hdf5::Dataset) -> hdf5::Result<()> {
     let shape = ds.shape();
+    let bytes = ds.size() as u128 * std::mem::size_of::<T>() as u128;
+    if bytes > u128::from(crate::exact::available_memory() / 2) {
+        // The readers refuse it from its declared size without reading it (`io::read_1d`).
+        return Ok(());
+    }
     if ds.size() <= PROBE_ELEMENTS || shape.len() > 2 {
         return ds.read_raw::<T>().map(|_| ());
     }
@@ -206,11 +211,19 @@ fn read_by_rows<T: hdf5::H5Type>(ds: &hdf5::Dataset) -> hdf5::Result<()> {
     Ok(())
 }
 
-/// Every member the group lists must open: one that does not (a corrupt object header) fails
-/// the probe rather than being skipped, since the parent may open it by name.
+/// Every object the group holds (hard links) must open: one that does not (a corrupt object
+/// header) fails the probe rather than being skipped, since the parent may open it by name.
+/// Soft and external links are not followed (nqs writes none; a dangling one is no damage).
 fn walk(group: &Group) -> Probed {
     read_attributes(group)?;
-    for name in group.member_names()? {
+    let mut members = Vec::new();
+    group.iter_visit_default(|name, info| {
+        if matches!(info.link_type, hdf5::LinkType::Hard) {
+            members.push(name.to_string());
+        }
+        Ok(())
+    })?;
+    for name in members {
         match group.loc_type_by_name(&name)? {
             LocationType::Group => walk(&group.group(&name)?)?,
             LocationType::Dataset => read_dataset(&group.dataset(&name)?)?,

@@ -298,8 +298,11 @@ fn choose_source(
         None
     };
     let extends_finished = output_state.is_some();
+    let target = model.config.optimizer.iterations as u64;
     Ok(match (output_state, ckpt_iteration) {
-        (Some(done), Some(at)) if done >= at => Source::Stored {
+        // A finished run that already has the requested iterations stays as it is, also when
+        // a checkpoint of a longer extension exists.
+        (Some(done), Some(at)) if done >= at || done >= target => Source::Stored {
             path: output.to_path_buf(),
             finished: true,
             extends_finished,

@@ -498,7 +498,7 @@ impl PauliSum {
     /// string anticommutes with `X_i` where it has Y or Z on site `i`, and then
     /// `[P, X_i] = 2 P X_i`; the products are collected and must cancel to rounding.
     pub fn commutes_with_total_spin(&self) -> bool {
-        let tolerance = 1e-12 * self.max_coefficient().max(1.0);
+        let tolerance = 1e-12 * self.max_coefficient();
         [Pauli::X, Pauli::Y].into_iter().all(|generator| {
             let mut commutator: BTreeMap<Vec<(usize, Pauli)>, Complex64> = BTreeMap::new();
             for string in &self.strings {

@@ -118,7 +118,7 @@ impl SamplerSpec {
                         "exchange moves need lattice bonds",
                     ));
                 }
-                let groups = bond_components(n, lattice.bonds());
+                let groups = crate::lattice::count_components(n, lattice.bonds());
                 if groups > 1 {
                     return Err(Invalid::new("sampler.kind", format!("exchange moves swap spins along the lattice bonds, which split the {n} sites into {groups} disconnected groups: no chain could move magnetization between them (not ergodic in the S^z sector); connect them with lattice bonds")));
                 }
@@ -155,29 +155,6 @@ impl SamplerSpec {
         };
         Ok((settings, notes))
     }
-}
-
-/// The number of connected components of the graph on `n` sites with edges `bonds` (isolated
-/// sites count): transpositions along the edges generate every permutation of the spins exactly
-/// when it is 1, i.e. exchange moves are ergodic within an S^z sector.
-fn bond_components(n: usize, bonds: &[[usize; 2]]) -> usize {
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let mut groups = n;
-    for &[i, j] in bonds {
-        let (ri, rj) = (root(&mut parent, i), root(&mut parent, j));
-        if ri != rj {
-            parent[ri] = rj;
-            groups -= 1;
-        }
-    }
-    groups
 }
 
 /// Immutable sampler settings.

@@ -217,12 +217,26 @@ pub fn read_hdf5(path: &Path) -> Result<Measurements> {
         .read_2d::<i8>()
         .map_err(|e| Error::bad_hdf5(path, "measurements/outcomes", e))?;
     if let Some(v) = values.iter().find(|&&v| v != 0 && v != 1) {
-        return Err(bad(&format!("outcomes: values must be 0 or 1, found {v}")));
+        let clipped = if *v == i8::MAX || *v == i8::MIN {
+            " or beyond (read as i8)"
+        } else {
+            ""
+        };
+        return Err(bad(&format!(
+            "outcomes: values must be 0 or 1, found {v}{clipped}"
+        )));
     }
     let bases = if group.link_exists("bases") {
         let ds = group
             .dataset("bases")
             .map_err(|_| bad("bases must be a dataset (shots × sites letters), not a group"))?;
+        if ds.shape() != [shots, n] {
+            return Err(bad(&format!(
+                "bases has shape {:?}, outcomes {:?}",
+                ds.shape(),
+                (shots, n)
+            )));
+        }
         let descriptor = ds
             .dtype()
             .and_then(|t| t.to_descriptor())
@@ -231,32 +245,16 @@ pub fn read_hdf5(path: &Path) -> Result<Measurements> {
             // ASCII codes 88–90 fit i8; HDF5 clips anything outside its range to ±127/−128.
             d if is_integer(&d) => ds
                 .read_2d::<i8>()
-                .map_err(|e| Error::bad_hdf5(path, "measurements/bases", e))
-                .and_then(|b| {
-                    if b.dim() != (shots, n) {
-                        return Err(bad(&format!(
-                            "bases has shape {:?}, outcomes {:?}",
-                            b.dim(),
-                            (shots, n)
-                        )));
-                    }
-                    Ok(b.iter().map(|&v| u8::try_from(v).unwrap_or(0)).collect())
-                })?,
+                .map_err(|e| Error::bad_hdf5(path, "measurements/bases", e))?
+                .iter()
+                .map(|&v| u8::try_from(v).unwrap_or(0))
+                .collect(),
             TypeDescriptor::FixedAscii(1) | TypeDescriptor::FixedUnicode(1) => ds
                 .read_2d::<hdf5::types::FixedAscii<1>>()
-                .map_err(|e| Error::bad_hdf5(path, "measurements/bases", e))
-                .and_then(|b| {
-                    if b.dim() != (shots, n) {
-                        return Err(bad(&format!(
-                            "bases has shape {:?}, outcomes {:?}",
-                            b.dim(),
-                            (shots, n)
-                        )));
-                    }
-                    Ok(b.iter()
-                        .map(|s| s.as_bytes().first().copied().unwrap_or(0))
-                        .collect())
-                })?,
+                .map_err(|e| Error::bad_hdf5(path, "measurements/bases", e))?
+                .iter()
+                .map(|s| s.as_bytes().first().copied().unwrap_or(0))
+                .collect(),
             other => {
                 return Err(bad(&format!(
                     "bases: expected ASCII codes or one-letter strings, got {other:?}"

@@ -671,13 +671,13 @@ fn choose_kept(
         Some((epoch, losses, params)) if epoch != last => {
             let (diff, error) = paired_difference(last_losses, &losses);
             let sigmas = if error > 0.0 {
-                format!("{} standard errors", short_number(diff / error))
+                format!("{} standard errors", crate::error::display_number(diff / error))
             } else {
                 format!("no error estimate from {} validation shot(s)", losses.len())
             };
             if diff > 2.0 * error {
                 rbm.set_parameters(&params);
-                (epoch, format!("epoch {epoch} has the lowest validation NLL, lower than the last epoch's by {} ({sigmas}): the last epochs overfit", short_number(diff)))
+                (epoch, format!("epoch {epoch} has the lowest validation NLL, lower than the last epoch's by {} ({sigmas}): the last epochs overfit", crate::error::display_number(diff)))
             } else {
                 (last, format!("the last epoch: the lowest validation NLL (epoch {epoch}) is within validation noise of it ({sigmas})"))
             }
@@ -685,15 +685,6 @@ fn choose_kept(
         Some(_) => (last, "the last epoch, which has the lowest validation NLL".into()),
         None if rbm.n_sites() > EXACT_LIMIT => (last, format!("the last epoch (no validation: the NLL needs the exact normalization, N ≤ {EXACT_LIMIT})")),
         None => (last, "the last epoch (no validation split)".into()),
-    }
-}
-
-/// A number for a message: four decimals, or scientific notation beyond 10^6.
-fn short_number(x: f64) -> String {
-    if x.abs() < 1e6 {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.3e}")
     }
 }
 
