@@ -793,8 +793,8 @@ fn a_corrupt_object_header_is_refused_not_a_crash() {
 }
 
 /// A tomography file whose header declares more shots than `nqs sample` may write (2·10⁸ × 6,
-/// never written, a few KB on disk) is refused from its shape before anything is read, instead
-/// of filling memory.
+/// never written, a few KB on disk) is refused from its declared shape: the reader never
+/// allocates it (the crash-guard probe reads it in slabs of rows), instead of filling memory.
 #[test]
 fn a_huge_declared_tomography_dataset_is_refused_before_reading() {
     let dir = tempfile::tempdir().unwrap();
