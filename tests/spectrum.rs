@@ -48,6 +48,23 @@ fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
 }
 
+/// A lowered run's reference is the exact triplet energy, and its final energy is within 1e-4 of
+/// it and never below it by more than three error bars.
+fn assert_reaches_the_triplet(run: &Value, triplet: f64) {
+    let reported = run["exact"]["energy"].as_f64().unwrap();
+    assert!(
+        relative(reported, triplet) < 1e-10,
+        "{reported} vs {triplet}"
+    );
+    let energy = run["energy"]["mean"].as_f64().unwrap();
+    let error = run["energy"]["error"].as_f64().unwrap();
+    assert!(
+        energy > triplet - 3.0 * error - 1e-9,
+        "{energy} below {triplet}"
+    );
+    assert!(relative(energy, triplet) < 1e-4, "{energy} vs {triplet}");
+}
+
 /// The lowest triplet as `S^-` applied to an `rbm_symm` at S^z = 1 (`ansatz.spin_lowering`):
 /// sampled at S^z = 0, it reaches the exact lowest energy of the k = π, z = −1 sector (L/2
 /// even), and the run's reference is that energy (the ground state of S^z = 1). The
@@ -79,18 +96,7 @@ fn the_spin_lowered_rbm_reaches_the_lowest_triplet() {
         .concat(),
     );
     assert_eq!(run["spin_lowering"], Value::Bool(true));
-    let reported = run["exact"]["energy"].as_f64().unwrap();
-    assert!(
-        relative(reported, triplet) < 1e-10,
-        "{reported} vs {triplet}"
-    );
-    let energy = run["energy"]["mean"].as_f64().unwrap();
-    let error = run["energy"]["error"].as_f64().unwrap();
-    assert!(
-        energy > triplet - 3.0 * error - 1e-9,
-        "{energy} below {triplet}"
-    );
-    assert!(relative(energy, triplet) < 1e-4, "{energy} vs {triplet}");
+    assert_reaches_the_triplet(&run, triplet);
     let tfi = write(
         dir.path(),
         "tfi.toml",
@@ -192,18 +198,7 @@ fn the_spin_lowered_rbm_reaches_the_triplet_of_a_chiral_pauli_model() {
     assert!(relative(singlet_sector[1], triplet) < 1e-10 && singlet_sector[0] < triplet - 0.5);
     let output = dir.path().join("chiral.h5");
     let run = nqs_json(&["run", p, "--output", output.to_str().unwrap()]);
-    let reported = run["exact"]["energy"].as_f64().unwrap();
-    assert!(
-        relative(reported, triplet) < 1e-10,
-        "{reported} vs {triplet}"
-    );
-    let energy = run["energy"]["mean"].as_f64().unwrap();
-    let error = run["energy"]["error"].as_f64().unwrap();
-    assert!(
-        energy > triplet - 3.0 * error - 1e-9,
-        "{energy} below {triplet}"
-    );
-    assert!(relative(energy, triplet) < 1e-4, "{energy} vs {triplet}");
+    assert_reaches_the_triplet(&run, triplet);
     let field = write(
         dir.path(),
         "field.toml",

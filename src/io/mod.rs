@@ -115,7 +115,7 @@ pub fn read_1d<T: H5Type>(group: &Group, name: &str) -> hdf5::Result<Vec<T>> {
 
 /// A dataset's size is only a header: one declaring more than half the available memory is
 /// refused before it is read (a damaged file otherwise aborts the program on allocation).
-fn check_fits<T: H5Type>(ds: &hdf5::Dataset, name: &str) -> hdf5::Result<()> {
+pub(crate) fn check_fits<T: H5Type>(ds: &hdf5::Dataset, name: &str) -> hdf5::Result<()> {
     let bytes = ds.size() as u128 * std::mem::size_of::<T>() as u128;
     let available = crate::exact::available_memory();
     if bytes > u128::from(available / 2) {

@@ -190,9 +190,8 @@ const PROBE_ELEMENTS: usize = 1 << 20;
 
 fn read_by_rows<T: hdf5::H5Type>(ds: &hdf5::Dataset) -> hdf5::Result<()> {
     let shape = ds.shape();
-    let bytes = ds.size() as u128 * std::mem::size_of::<T>() as u128;
-    if bytes > u128::from(crate::exact::available_memory() / 2) {
-        // The readers refuse it from its declared size without reading it (`io::read_1d`).
+    if super::check_fits::<T>(ds, "").is_err() {
+        // The readers refuse it from its declared size without reading it.
         return Ok(());
     }
     if ds.size() <= PROBE_ELEMENTS || shape.len() > 2 {
