@@ -829,7 +829,7 @@ fn check_any(section: &str, value: toml::Value) -> std::result::Result<(), toml:
 /// serde's errors), by removing one key at a time: the first whose removal makes the section
 /// valid; else whose removal changes the error to another than a missing required key (removing
 /// an innocent required key also changes it); else whose removal changes the error at all.
-fn culprit_key(
+pub(crate) fn culprit_key(
     section: &str,
     value: &toml::Value,
     message: &str,
@@ -902,47 +902,60 @@ fn key_position(text: &str, key: &str) -> Option<usize> {
     found
 }
 
-/// Reads a file holding one section `[name]` of type `T` (unknown keys are errors).
-pub fn load_section_file<T: serde::de::DeserializeOwned>(path: &Path, name: &str) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if path.is_dir() {
-            Error::input(path, "is a directory, expected a TOML file")
-        } else {
-            Error::input(path, format!("cannot read: {e}"))
+/// A TOML file holding one section `[name]`, read as a table, with its text for error
+/// positions (the `[tomography]` file of `nqs tomo`).
+pub struct SectionFile {
+    pub path: PathBuf,
+    pub name: &'static str,
+    text: String,
+    pub table: toml::Table,
+}
+
+impl SectionFile {
+    /// Reads `path`, which must hold the section `[name]` and no other.
+    pub fn read(path: &Path, name: &'static str) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if path.is_dir() {
+                Error::input(path, "is a directory, expected a TOML file")
+            } else {
+                Error::input(path, format!("cannot read: {e}"))
+            }
+        })?;
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| toml_syntax_error(path, &text, &e))?;
+        if let Some(other) = table.keys().find(|k| k.as_str() != name) {
+            return Err(Error::input(
+                path,
+                format!("unknown section [{}]; expected [{name}]", shorten(other)),
+            ));
         }
-    })?;
-    let mut table: toml::Table =
-        toml::from_str(&text).map_err(|e| toml_syntax_error(path, &text, &e))?;
-    if let Some(other) = table.keys().find(|k| k.as_str() != name) {
-        return Err(Error::input(
-            path,
-            format!("unknown section [{}]; expected [{name}]", shorten(other)),
-        ));
-    }
-    let section = table
-        .remove(name)
-        .ok_or_else(|| Error::input(path, format!("missing section [{name}]")))?;
-    section.try_into::<T>().map_err(|e| {
-        let display = e.to_string().replace('\n', " ");
-        let key = display
-            .rsplit_once("in `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(p, _)| format!("{name}.{p}"));
-        let located = Located {
-            text: &text,
-            path,
-            overrides: &[],
+        let table = match table.remove(name) {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => {
+                return Err(Error::input(
+                    path,
+                    format!("`{name}` must be a section [{name}]"),
+                ))
+            }
+            None => return Err(Error::input(path, format!("missing section [{name}]"))),
         };
-        let message = shorten(e.message().trim());
-        let field = message
-            .split_once("unknown field `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(f, _)| format!("{name}.{f}"));
-        match field.or(key) {
-            Some(k) => located.at(&k, &message),
-            None => Error::input(path, format!("[{name}]: {message}")),
+        Ok(SectionFile {
+            path: path.to_path_buf(),
+            name,
+            text,
+            table,
+        })
+    }
+
+    /// An error about the section's `key`, placed at its line in the file.
+    pub fn at(&self, key: &str, message: &str) -> Error {
+        Located {
+            text: &self.text,
+            path: &self.path,
+            overrides: &[],
         }
-    })
+        .at(&format!("{}.{key}", self.name), message)
+    }
 }
 
 #[cfg(test)]

@@ -148,9 +148,137 @@ fn tomography_options_are_checked_one_by_one() {
     expect_input_error(&["tomo", "--samples", s, "--alpha", "0"], "alpha");
     expect_input_error(
         &["tomo", "--samples", s, "--learning-rate", "1e9"],
-        "learning_rate",
+        "--learning-rate",
     );
     expect_input_error(&["tomo", "--alpha", "2"], "samples");
+    expect_input_error(
+        &["tomo", "--samples", s, "--learning-rate", "nan"],
+        "(0, 10]",
+    );
+    expect_input_error(&["tomo", "--samples", s, "--epochs", "-3"], "--epochs");
+}
+
+/// A bad value in a `[tomography]` file is blamed on its line and key, and one given on the
+/// command line on the flag, whichever check finds it (deserialization or validation).
+#[test]
+fn tomography_config_errors_name_the_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "s.txt", "0 1\n1 0\n");
+    for (line, key) in [
+        ("epochs = -2", "tomography.epochs"),
+        ("alpha = 2.5", "tomography.alpha"),
+        ("learning_rate = 20.0", "tomography.learning_rate"),
+        ("validation = nan", "tomography.validation"),
+        ("optimizer = \"lbfgs\"", "tomography.optimizer"),
+        ("reference = \"\"", "tomography.reference"),
+        ("typo = 1", "tomography.typo"),
+    ] {
+        let config = write(
+            dir.path(),
+            "t.toml",
+            &format!("[tomography]\nsamples = \"s.txt\"\n{line}\n"),
+        );
+        let c = config.to_str().unwrap();
+        expect_input_error(
+            &["tomo", "--config", c],
+            &format!("t.toml:3:1: key `{key}`"),
+        );
+        // The command line wins, and its own bad value is the flag's fault.
+        if key == "tomography.epochs" {
+            expect_input_error(&["tomo", "--config", c, "--epochs", "0"], "--epochs: ");
+        }
+    }
+    let empty = write(dir.path(), "e.toml", "[tomography]\nsamples = \"\"\n");
+    expect_input_error(
+        &["tomo", "--config", empty.to_str().unwrap()],
+        "e.toml:2:1: key `tomography.samples`: expected a file name",
+    );
+}
+
+/// Run-file attributes that contradict the file's own configuration, or lie outside their
+/// values, are refused by every command that reads the state, and the file stays as it was.
+#[test]
+fn contradictory_run_file_attributes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", &small_run(3));
+    let good = dir.path().join("good.h5");
+    assert_eq!(run(&model, &good, &[]).0, 0);
+    type Damage<'a> = (&'a str, &'a dyn Fn(&hdf5::File), &'a str);
+    let string_attr = |f: &hdf5::File, value: &str| {
+        f.delete_attr("units").unwrap();
+        let v: hdf5::types::VarLenUnicode = value.parse().unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("units")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+    };
+    let damage: [Damage; 4] = [
+        (
+            "furlongs",
+            &|f| string_attr(f, "furlongs"),
+            "units attribute",
+        ),
+        // The model is in Pauli units: "spin" would halve every label.
+        ("spin", &|f| string_attr(f, "spin"), "contradicts"),
+        (
+            "finished",
+            &|f| {
+                f.attr("finished").unwrap().write_scalar(&2u8).unwrap();
+            },
+            "finished attribute is 2",
+        ),
+        (
+            "marshall",
+            &|f| {
+                f.unlink("ansatz/marshall_sites").unwrap();
+                f.group("ansatz")
+                    .unwrap()
+                    .new_dataset_builder()
+                    .with_data(&[1u64, 2, 3, 4])
+                    .create("marshall_sites")
+                    .unwrap();
+            },
+            "marshall_sites",
+        ),
+    ];
+    for (name, modify, needle) in damage {
+        let path = dir.path().join(format!("{name}.h5"));
+        std::fs::copy(&good, &path).unwrap();
+        modify(&hdf5::File::open_rw(&path).unwrap());
+        let before = std::fs::read(&path).unwrap();
+        let p = path.to_str().unwrap();
+        let shots = dir.path().join(format!("shots_{name}"));
+        let mut readers = vec![
+            vec!["measure", p, "--samples", "32"],
+            vec![
+                "sample",
+                p,
+                "--shots",
+                "5",
+                "--output",
+                shots.to_str().unwrap(),
+            ],
+        ];
+        if name != "marshall" {
+            // `info` shows the units and the status, not the sampled basis.
+            readers.push(vec!["info", p]);
+        }
+        for args in readers {
+            expect_input_error(&args, needle);
+        }
+        let (code, _, stderr) = run(
+            &model,
+            &path,
+            &["--resume", "--set", "optimizer.iterations=5"],
+        );
+        assert_eq!(code, 2, "{name}: resume: {stderr}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "{name}: the file changed"
+        );
+    }
 }
 
 #[test]
@@ -820,4 +948,26 @@ fn a_huge_declared_tomography_dataset_is_refused_before_reading() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("too large"), "{stderr}");
     assert!(!out.exists());
+}
+
+/// `nqs ed --states k` on sectors holding fewer than k states lists them all and says so.
+#[test]
+fn more_states_than_the_sector_holds_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(dir.path(), "m.toml", &common::heisenberg_chain(4));
+    let m = model.to_str().unwrap();
+    let report = nqs_json(&["ed", m, "--states", "9"]);
+    assert_eq!(report["energies"].as_array().unwrap().len(), 6, "{report}");
+    let notes = report["notes"].as_array().unwrap();
+    assert!(
+        notes.len() == 1 && notes[0].as_str().unwrap().contains("only 6 states"),
+        "{report}"
+    );
+    let (code, stdout, _) = nqs(&["ed", m, "--states", "9"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("note: --states 9"), "{stdout}");
+    assert!(nqs_json(&["ed", m, "--states", "6"])["notes"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 }

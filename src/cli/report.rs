@@ -189,6 +189,7 @@ impl Printer {
                     "structure_factor": report.structure_factor.iter().map(|(q, s)| json!({"q": q, "value": s})).collect::<Vec<_>>(),
                     "reference": report.closed_form.map(|(e, method)| json!({"energy": e, "method": method})),
                     "output": report.output,
+                    "notes": report.notes,
                 })
             );
             return;
@@ -210,6 +211,9 @@ impl Printer {
             for (i, (e, sector)) in r.energies.iter().enumerate() {
                 outln!("  state {i:<3} E = {e:.14}  [{sector}]");
             }
+        }
+        for note in &report.notes {
+            outln!("note: {note}");
         }
         if let (true, Some(c)) = (correlations, &report.correlations) {
             let label = report.correlation_label.replace("_i", "_0");

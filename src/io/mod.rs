@@ -357,18 +357,44 @@ pub fn write_root(file: &hdf5::File, root: &RootInfo) -> hdf5::Result<()> {
     write_str_attr(file, "start_time", &root.start_time)
 }
 
-/// Reads the root attributes (missing optional ones are empty).
-pub fn read_root(file: &hdf5::File) -> RootInfo {
+/// Reads the root attributes (missing optional ones are empty); a `units` attribute other than
+/// `pauli` or `spin` is refused.
+pub fn read_root(file: &hdf5::File) -> std::result::Result<RootInfo, String> {
     let text = |name: &str| read_str_attr(file, name).unwrap_or_default();
-    RootInfo {
+    let units = text("units");
+    if !matches!(units.as_str(), "" | "pauli" | "spin") {
+        return Err(format!(
+            "its units attribute is {units:?}, expected \"pauli\" or \"spin\" (damaged file?)"
+        ));
+    }
+    Ok(RootInfo {
         command: text("command"),
         config_text: text("config"),
         identity: text("identity"),
-        units: text("units"),
+        units,
         seed: read_attr(file, "seed").unwrap_or(0),
         ranks: read_attr::<u64>(file, "ranks").unwrap_or(1) as usize,
         threads: read_attr::<u64>(file, "threads").unwrap_or(1) as usize,
         start_time: text("start_time"),
+    })
+}
+
+/// A run file's `finished` attribute: 1 for a complete run, 0 (or absent) for a live file or a
+/// checkpoint; any other value is refused.
+pub fn read_finished(file: &hdf5::File) -> std::result::Result<bool, String> {
+    if !file
+        .attr_names()
+        .is_ok_and(|names| names.iter().any(|n| n == "finished"))
+    {
+        return Ok(false);
+    }
+    match read_attr::<u8>(file, "finished") {
+        Ok(0) => Ok(false),
+        Ok(1) => Ok(true),
+        Ok(v) => Err(format!(
+            "its finished attribute is {v}, expected 0 or 1 (damaged file?)"
+        )),
+        Err(e) => Err(format!("its finished attribute cannot be read ({e})")),
     }
 }
 

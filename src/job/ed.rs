@@ -37,6 +37,8 @@ pub struct EdReport {
     pub structure_factor: Vec<(Vec<f64>, f64)>,
     pub output: Option<PathBuf>,
     pub wall_time: f64,
+    /// What the caller should know about the result (one line each).
+    pub notes: Vec<String>,
 }
 
 /// Diagonalizes `model`; the output (if any) is checked and locked before the work starts.
@@ -85,8 +87,16 @@ pub fn run(
         structure_factor,
         output: None,
         wall_time: 0.0,
+        notes: vec![],
         result,
     };
+    let found = report.result.energies.len();
+    if found < job.states {
+        report.notes.push(format!(
+            "--states {}: the solved sectors hold only {found} states, all of them listed",
+            job.states
+        ));
+    }
     if let Some(path) = &job.output {
         let root = RootInfo {
             command: "ed".into(),

@@ -9,7 +9,7 @@ use std::path::Path;
 /// A description of an nqs file: command, model, ansatz, iterations, last energy, references.
 pub fn describe(path: &Path) -> Result<Value> {
     let file = io::open_nqs_file(path)?;
-    let root = io::read_root(&file);
+    let root = io::read_root(&file).map_err(|e| Error::file(path, e))?;
     let bad = |what: &str, e: hdf5::Error| Error::bad_hdf5(path, what, e);
     let stored = config::parse_stored(&root.config_text).ok();
     let model = stored.as_ref().map(|c| {
@@ -28,7 +28,13 @@ pub fn describe(path: &Path) -> Result<Value> {
             json!({"momentum": momentum, "spin_inversion": inversion, "point_group": point_group})
         });
     let spin_lowering = stored.as_ref().is_some_and(|c| c.ansatz.spin_lowering());
-    let finished = io::read_attr::<u8>(&file, "finished").ok().map(|v| v == 1);
+    if let Some(c) = stored.as_ref().filter(|_| !root.units.is_empty()) {
+        super::check_units(path, &root.units, c.model.units)?;
+    }
+    let finished = (root.command == "run")
+        .then(|| io::read_finished(&file))
+        .transpose()
+        .map_err(|e| Error::file(path, e))?;
     let ansatz = match file.group("ansatz") {
         Ok(g) => {
             let kind = io::read_str_attr(&g, "kind").map_err(|e| bad("ansatz/kind", e))?;

@@ -31,7 +31,7 @@ pub struct StoredRun {
 /// Reads a run file or checkpoint: its configuration (validated again), state and status.
 pub fn read_run(path: &Path) -> Result<StoredRun> {
     let file = io::open_nqs_file(path)?;
-    let root = io::read_root(&file);
+    let root = io::read_root(&file).map_err(|e| Error::file(path, e))?;
     if root.command != "run" {
         return Err(Error::file(
             path,
@@ -54,7 +54,8 @@ pub fn read_run(path: &Path) -> Result<StoredRun> {
             e,
         )
     })?;
-    let finished = io::read_attr::<u8>(&file, "finished").unwrap_or(0) == 1;
+    check_units(path, &root.units, model.config.model.units)?;
+    let finished = io::read_finished(&file).map_err(|e| Error::file(path, e))?;
     Ok(StoredRun {
         model,
         state,
@@ -62,12 +63,26 @@ pub fn read_run(path: &Path) -> Result<StoredRun> {
     })
 }
 
+/// Refuses a file whose `units` attribute contradicts its stored `model.units`.
+fn check_units(path: &Path, attribute: &str, configured: crate::operator::Units) -> Result<()> {
+    if attribute == configured.name() {
+        return Ok(());
+    }
+    Err(Error::file(
+        path,
+        format!(
+            "its units attribute ({attribute:?}) contradicts its stored configuration (model.units = \"{}\"; damaged file?)",
+            configured.name()
+        ),
+    ))
+}
+
 /// The normalized state vector, in the physical basis and qubit ordering, of an nqs file: an
 /// ED eigenvector or a stored RBM (VMC run, checkpoint or tomography fit); N ≤ 20.
 pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
     use crate::tomography::EXACT_LIMIT;
     let file = io::open_nqs_file(path)?;
-    let root = io::read_root(&file);
+    let root = io::read_root(&file).map_err(|e| Error::file(path, e))?;
     if file.group("exact").is_ok() && root.command == "ed" {
         let g = file
             .group("exact")
@@ -132,6 +147,14 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
     } else {
         let model = config::parse(&root.config_text, path, &[])
             .map_err(|e| Error::file(path, format!("its stored configuration is invalid: {e}")))?;
+        check_units(path, &root.units, model.config.model.units)?;
+        io::read_finished(&file).map_err(|e| Error::file(path, e))?;
+        if record.marshall_sites != model.hamiltonian.marshall_sites() {
+            return Err(Error::file(
+                path,
+                "ansatz/marshall_sites contradict its stored configuration (model.marshall_sign; damaged file?)",
+            ));
+        }
         // The sector the chains sampled: total_sz, or n/2 with exchange moves without it.
         vector.n_up = model
             .config

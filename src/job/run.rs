@@ -141,7 +141,7 @@ impl Source {
 /// Reads the state and configuration of a stored run file; exit code 2 when damaged.
 fn read_stored(path: &Path) -> Result<(StateRecord, RootInfo, bool)> {
     let file = io::open_nqs_file(path)?;
-    let root = io::read_root(&file);
+    let root = io::read_root(&file).map_err(|e| Error::file(path, e))?;
     if root.command != "run" {
         return Err(Error::file(
             path,
@@ -151,7 +151,10 @@ fn read_stored(path: &Path) -> Result<(StateRecord, RootInfo, bool)> {
             ),
         ));
     }
-    let finished = io::read_attr::<u8>(&file, "finished").unwrap_or(0) == 1;
+    if let Ok(stored) = config::parse_stored(&root.config_text) {
+        super::check_units(path, &root.units, stored.model.units)?;
+    }
+    let finished = io::read_finished(&file).map_err(|e| Error::file(path, e))?;
     let state = io::read_state(&file, &HistoryRow::COLUMNS).map_err(|e| {
         Error::bad_hdf5(
             path,
@@ -228,15 +231,6 @@ fn start_from_stored<A: Ansatz>(
             differ.join("; ")
         )));
     }
-    let here: Vec<u64> = model.hamiltonian.rotation.as_ref().map_or(vec![], |r| {
-        r.sites().into_iter().map(|s| s as u64).collect()
-    });
-    if stored.state.ansatz.marshall_sites != here {
-        return Err(refuse(
-            "it was optimized in another basis (model.marshall_sign or its sublattice differ)"
-                .into(),
-        ));
-    }
     state.start_from(&stored.state.ansatz).map_err(refuse)?;
     let widened = if stored_alpha < alpha {
         format!("; alpha {stored_alpha} → {alpha}, the extra units start from random values of std ansatz.init_std")
@@ -272,14 +266,14 @@ fn choose_source(
     let mut live_config = None;
     let output_state = if has_output {
         let file = io::open_nqs_file(output)?;
-        let root = io::read_root(&file);
+        let root = io::read_root(&file).map_err(|e| Error::file(output, e))?;
         if root.command != "run" {
             return Err(Error::file(
                 output,
                 format!("holds an `nqs {}` result, not a run: --resume continues runs only; choose another --output", if root.command.is_empty() { "?" } else { &root.command }),
             ));
         }
-        let finished = io::read_attr::<u8>(&file, "finished").unwrap_or(0) == 1;
+        let finished = io::read_finished(&file).map_err(|e| Error::file(output, e))?;
         let iteration = file
             .group("optimizer")
             .ok()

@@ -9,15 +9,19 @@ use crate::tomography::{self as t, data, metrics, EpochRecord, TomoOptions};
 use std::path::{Path, PathBuf};
 
 /// The options from a `[tomography]` file (paths relative to it) with `cli` laid over them,
-/// validated. `cli` holds only the options given on the command line.
+/// validated. `cli` holds only the options given on the command line. A bad value is blamed
+/// where it was given: the flag, or the file's line.
 pub fn options(file: Option<&Path>, cli: toml::Table) -> Result<TomoOptions> {
-    let mut table = match file {
-        Some(path) => {
-            let mut table: toml::Table = crate::config::load_section_file(path, "tomography")?;
-            let dir = path.parent().unwrap_or(Path::new(""));
+    let section = file
+        .map(|path| crate::config::SectionFile::read(path, "tomography"))
+        .transpose()?;
+    let mut table = match &section {
+        Some(section) => {
+            let mut table = section.table.clone();
+            let dir = section.path.parent().unwrap_or(Path::new(""));
             for key in ["samples", "bases", "reference", "output"] {
                 if let Some(toml::Value::String(p)) = table.get_mut(key) {
-                    if Path::new(p.as_str()).is_relative() {
+                    if !p.is_empty() && Path::new(p.as_str()).is_relative() {
                         *p = dir.join(&*p).to_string_lossy().into_owned();
                     }
                 }
@@ -26,22 +30,25 @@ pub fn options(file: Option<&Path>, cli: toml::Table) -> Result<TomoOptions> {
         }
         None => toml::Table::new(),
     };
-    table.extend(cli);
-    let options: TomoOptions = toml::Value::Table(table).try_into().map_err(|e| {
-        let source = file.map_or("the options".into(), |p| p.display().to_string());
-        Error::Input(format!(
-            "{source}: {}",
-            crate::error::shorten(e.message().trim())
-        ))
+    let blame = |key: &str, message: &str| match &section {
+        Some(section) if !cli.contains_key(key) => section.at(key, message),
+        _ => Error::usage(&format!("--{}", key.replace('_', "-")), message),
+    };
+    table.extend(cli.clone());
+    let table = toml::Value::Table(table);
+    let options: TomoOptions = table.clone().try_into().map_err(|e| {
+        let message = e.message().trim().to_string();
+        let check = |_: &str, v: toml::Value| v.try_into::<TomoOptions>().map(|_| ());
+        match crate::config::culprit_key("tomography", &table, &message, check) {
+            Some(key) => blame(&key, &crate::error::shorten(&message)),
+            None => Error::Input(format!(
+                "{}: {}",
+                file.map_or("the options".into(), |p| p.display().to_string()),
+                crate::error::shorten(&message)
+            )),
+        }
     })?;
-    options.validate().map_err(|e| {
-        Error::Input(format!(
-            "{} (--{}): {}",
-            e.key,
-            e.key.replace('_', "-"),
-            e.message
-        ))
-    })?;
+    options.validate().map_err(|e| blame(&e.key, &e.message))?;
     Ok(options)
 }
 

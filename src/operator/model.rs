@@ -295,6 +295,14 @@ pub struct Hamiltonian {
 }
 
 impl Hamiltonian {
+    /// The sites whose down spins carry the sampled basis's Marshall sign, as stored in
+    /// `ansatz/marshall_sites` (empty without the rotation).
+    pub fn marshall_sites(&self) -> Vec<u64> {
+        self.rotation.as_ref().map_or(vec![], |r| {
+            r.sites().into_iter().map(|s| s as u64).collect()
+        })
+    }
+
     /// Builds and validates the Hamiltonian of a model on a lattice.
     pub fn new(model: &ModelSpec, lattice: &Lattice) -> Result<Self, Invalid> {
         let n = lattice.n_sites();

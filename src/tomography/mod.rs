@@ -26,7 +26,7 @@ pub mod shots;
 pub use data::{Measurements, MAX_ROTATED};
 
 use crate::ansatz::{Ansatz, Rbm, RbmKind};
-use crate::error::{check_count, check_range, Error, Invalid, Result};
+use crate::error::{check_count, check_range, display_number, Error, Invalid, Result};
 use crate::hilbert::spin_from_outcome;
 use crate::optimizer::{Adam, AdamMoments};
 use num_complex::Complex64;
@@ -144,21 +144,42 @@ impl TomoOptions {
                 "missing: give the shots (--samples FILE)",
             ));
         }
+        let paths = [
+            ("samples", &self.samples),
+            ("bases", &self.bases),
+            ("reference", &self.reference),
+        ];
+        for (key, path) in paths {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(Invalid::new(key, "expected a file name, got an empty one"));
+            }
+        }
+        if self.output.as_os_str().is_empty() {
+            return Err(Invalid::new(
+                "output",
+                "expected a file name, got an empty one",
+            ));
+        }
         check_count("alpha", self.alpha, 1, 64)?;
         check_count("epochs", self.epochs, 1, 1_000_000)?;
         check_count("batch_size", self.batch_size, 1, 10_000_000)?;
-        check_range("learning_rate", self.learning_rate, 0.0, 10.0)?;
-        if self.learning_rate <= 0.0 {
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
             return Err(Invalid::new(
                 "learning_rate",
-                format!("expected a number in (0, 10], got {}", self.learning_rate),
+                format!(
+                    "expected a number in (0, 10], got {}",
+                    display_number(self.learning_rate)
+                ),
             ));
         }
         check_range("diag_shift", self.diag_shift, 0.0, 1e3)?;
         if !(self.validation.is_finite() && (0.0..0.9).contains(&self.validation)) {
             return Err(Invalid::new(
                 "validation",
-                format!("expected a fraction in [0, 0.9), got {}", self.validation),
+                format!(
+                    "expected a fraction in [0, 0.9), got {}",
+                    display_number(self.validation)
+                ),
             ));
         }
         check_count("patience", self.patience, 1, 1_000_000)?;

@@ -21,6 +21,9 @@ pub struct RunState<A: Ansatz> {
     pub optimizer: OptimizerState,
     pub sampler: MetropolisSampler<A::Cache>,
     pub history: Vec<HistoryRow>,
+    /// The sites whose down spins carry the Marshall sign of the sampled basis
+    /// (`ψ_phys(σ) = (−1)^{down spins on them} ψ(σ)`); empty in the physical basis.
+    pub marshall_sites: Vec<u64>,
 }
 
 impl<A: Ansatz> RunState<A> {
@@ -37,6 +40,7 @@ impl<A: Ansatz> RunState<A> {
             optimizer: OptimizerState::default(),
             sampler,
             history: Vec::new(),
+            marshall_sites: problem.hamiltonian.marshall_sites(),
         }
     }
 
@@ -74,9 +78,7 @@ impl<A: Ansatz> RunState<A> {
                 n_sites: n,
                 n_hidden: hidden,
                 parameters: self.ansatz.parameters().to_vec(),
-                marshall_sites: problem.hamiltonian.rotation.as_ref().map_or(vec![], |r| {
-                    r.sites().into_iter().map(|s| s as u64).collect()
-                }),
+                marshall_sites: self.marshall_sites.clone(),
             },
             optimizer: OptimizerRecord {
                 iteration: self.optimizer.iteration,
@@ -110,8 +112,15 @@ impl<A: Ansatz> RunState<A> {
     }
 
     /// The stored parameters as this ansatz's vector, after checking the kind, the sites, the
-    /// count for the stored `alpha` and finite values; a narrower `alpha` is widened.
+    /// sampled basis (Marshall sites), the count for the stored `alpha` and finite values; a
+    /// narrower `alpha` is widened.
     fn stored_parameters(&self, a: &AnsatzRecord) -> Result<Vec<Complex64>, String> {
+        if a.marshall_sites != self.marshall_sites {
+            return Err(
+                "it was optimized in another basis: ansatz/marshall_sites differ from the sublattice of this model's marshall_sign"
+                    .into(),
+            );
+        }
         if a.kind != self.ansatz.kind() || a.n_sites != self.ansatz.n_sites() {
             return Err(format!(
                 "the stored ansatz is {} on {} sites, the model file asks for {} on {}",
