@@ -100,6 +100,12 @@ fn nqs(args: &[&str], what: &str) -> (i32, String) {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
+            if start.elapsed() > Duration::from_secs(10) {
+                eprintln!(
+                    "{what}: {:.0} s for {args:?}",
+                    start.elapsed().as_secs_f64()
+                );
+            }
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut child.stderr.take().unwrap(), &mut bytes).unwrap();
             let stderr = String::from_utf8(bytes).unwrap_or_else(|e| {
@@ -438,4 +444,197 @@ fn mutated_run_files() {
         "final resume",
     );
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// Tokens a mutated data line may receive: invalid outcomes and letters, numbers of every
+/// kind, separators and nothing.
+const DATA_TOKENS: [&str; 16] = [
+    "0", "1", "2", "-1", "0.5", "1e308", "nan", "X", "Y", "Z", "Q", "z", "", "\t", "0 1",
+    "\u{feff}",
+];
+
+/// One mutation of a text data file (shots, bases or reference state): a line removed,
+/// repeated, emptied or cut, a token replaced or added, or the file truncated.
+fn mutate_data(text: &str, rng: &mut Xoshiro256PlusPlus) -> String {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let k = rng.random_range(0..lines.len().max(1));
+    let token = DATA_TOKENS[rng.random_range(0..DATA_TOKENS.len())];
+    match rng.random_range(0..7) {
+        0 => {
+            lines.remove(k);
+        }
+        1 => lines.insert(k, lines[k].clone()),
+        2 => lines[k] = String::new(),
+        3 | 4 => {
+            let mut tokens: Vec<&str> = lines[k].split(' ').collect();
+            let t = rng.random_range(0..tokens.len());
+            tokens[t] = token;
+            lines[k] = tokens.join(" ");
+        }
+        5 => lines[k] = format!("{} {token}", lines[k]),
+        _ => {
+            let joined = lines.join("\n");
+            let cut = rng.random_range(0..joined.len().max(1));
+            return joined.chars().take(cut).collect();
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Keys and flags of `nqs tomo`.
+const TOMO_KEYS: [&str; 14] = [
+    "samples",
+    "bases",
+    "reference",
+    "alpha",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "optimizer",
+    "diag_shift",
+    "complex",
+    "validation",
+    "patience",
+    "seed",
+    "chains",
+];
+
+/// The tomography surfaces: text shots, bases and reference state, the HDF5 measurements file,
+/// the `[tomography]` file and the command-line options. For every mutant: exit 0 or 2, one
+/// line, no hang; an existing output is never changed without --force; a fit that succeeds
+/// writes a file `nqs info` and `nqs sample` read.
+#[test]
+fn mutated_tomography_inputs() {
+    let (seed, cases) = scale();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7070);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Data of a 4-site Heisenberg ground state in mixed bases.
+    let model = write(d, "m.toml", &common::heisenberg_chain(4));
+    let ed = d.join("ed.h5");
+    let to_str = |p: &Path| p.to_str().unwrap().to_string();
+    assert_eq!(
+        nqs(&["ed", &to_str(&model), "--output", &to_str(&ed)], "setup").0,
+        0
+    );
+    let letters = ["X", "Y", "Z"];
+    let bases: String = (0..60)
+        .map(|_| {
+            (0..4)
+                .map(|_| letters[rng.random_range(0..3)])
+                .collect::<Vec<_>>()
+                .join(" ")
+                + "\n"
+        })
+        .collect();
+    let bases_file = write(d, "bases_in.txt", &bases);
+    let data = d.join("data");
+    assert_eq!(
+        nqs(
+            &[
+                "sample",
+                &to_str(&ed),
+                "--bases",
+                &to_str(&bases_file),
+                "--output",
+                &to_str(&data)
+            ],
+            "setup"
+        )
+        .0,
+        0
+    );
+    let originals: Vec<(&str, String)> = ["samples.txt", "bases.txt", "state.txt"]
+        .iter()
+        .map(|f| (*f, std::fs::read_to_string(data.join(f)).unwrap()))
+        .collect();
+    let measurements = std::fs::read(data.join("measurements.h5")).unwrap();
+    let config = "[tomography]\nsamples = \"samples.txt\"\nbases = \"bases.txt\"\nreference = \"state.txt\"\nepochs = 3\npatience = 2\nbatch_size = 20\n";
+    let sentinel = write(d, "sentinel.h5", "an existing output");
+    let mut fits = 0;
+    for case in 0..30 * cases {
+        let case_dir = d.join(format!("t{case}"));
+        std::fs::create_dir(&case_dir).unwrap();
+        for (name, text) in &originals {
+            write(&case_dir, name, text);
+        }
+        let mut config_text = config.to_string();
+        let mut flags: Vec<String> = vec![];
+        let mut use_hdf5 = false;
+        match rng.random_range(0..6) {
+            0..=2 => {
+                let (name, text) = &originals[rng.random_range(0..originals.len())];
+                write(&case_dir, name, &mutate_data(text, &mut rng));
+            }
+            3 => {
+                let mut lines: Vec<String> = config_text.lines().map(String::from).collect();
+                let key = TOMO_KEYS[rng.random_range(0..TOMO_KEYS.len())];
+                let value = VALUES[rng.random_range(0..VALUES.len())];
+                lines.retain(|l| !l.starts_with(&format!("{key} ")));
+                lines.push(format!("{key} = {value}"));
+                config_text = mutate_text(&(lines.join("\n") + "\n"), &mut rng);
+            }
+            4 => {
+                let key = TOMO_KEYS[rng.random_range(3..TOMO_KEYS.len())];
+                let value = VALUES[rng.random_range(0..VALUES.len())].trim_matches('"');
+                if key == "complex" {
+                    flags.push("--complex".into());
+                } else {
+                    flags.push(format!("--{}", key.replace('_', "-")));
+                    flags.push(value.into());
+                }
+            }
+            _ => {
+                use_hdf5 = true;
+                let path = case_dir.join("measurements.h5");
+                std::fs::write(&path, &measurements).unwrap();
+                let mut bytes = measurements.clone();
+                if rng.random::<bool>() {
+                    for _ in 0..rng.random_range(1..20) {
+                        let k = rng.random_range(0..bytes.len());
+                        bytes[k] ^= rng.random::<u8>() | 1;
+                    }
+                } else {
+                    bytes.truncate(rng.random_range(0..bytes.len()));
+                }
+                std::fs::write(&path, bytes).unwrap();
+                config_text = config_text
+                    .replace("samples.txt", "measurements.h5")
+                    .replace("bases = \"bases.txt\"\n", "");
+            }
+        }
+        let config_path = write(&case_dir, "tomo.toml", &config_text);
+        let output = case_dir.join("fit.h5");
+        let mut args: Vec<String> = vec!["tomo".into(), "--config".into(), to_str(&config_path)];
+        args.extend(flags.iter().cloned());
+        let with_output = |out: &Path| {
+            let mut a = args.clone();
+            a.extend(["--output".into(), to_str(out)]);
+            a
+        };
+        let onto_sentinel = with_output(&sentinel);
+        nqs(
+            &onto_sentinel.iter().map(String::as_str).collect::<Vec<_>>(),
+            "tomo onto an existing output",
+        );
+        assert_eq!(std::fs::read(&sentinel).unwrap(), b"an existing output");
+        let fit = with_output(&output);
+        let fit: Vec<&str> = fit.iter().map(String::as_str).collect();
+        let (code, _) = nqs(&fit, if use_hdf5 { "tomo (hdf5)" } else { "tomo" });
+        if code == 0 {
+            fits += 1;
+            let o = to_str(&output);
+            assert_eq!(nqs(&["info", &o], "info of a fit").0, 0);
+            let shots = to_str(&case_dir.join("shots"));
+            assert_eq!(
+                nqs(
+                    &["sample", &o, "--shots", "5", "--output", &shots],
+                    "sample of a fit"
+                )
+                .0,
+                0
+            );
+        }
+    }
+    assert!(fits > 0, "no mutant was valid enough to fit");
 }

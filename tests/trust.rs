@@ -920,6 +920,43 @@ fn a_corrupt_object_header_is_refused_not_a_crash() {
     );
 }
 
+/// A measurements file with a damaged global-heap reference in a string attribute (the
+/// tomography fuzzer's seed 2, case 42) keeps the HDF5 library busy without end: the probe's
+/// CPU-time limit ends it in about ten seconds, not the minute of the wall-clock deadline, and
+/// no core file is left behind.
+#[test]
+fn a_file_the_hdf5_library_spins_on_is_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("measurements.h5");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fuzz_tomo_2_42_spinning_global_heap.h5");
+    std::fs::copy(&fixture, &path).unwrap();
+    let output = dir.path().join("fit.h5");
+    let start = std::time::Instant::now();
+    let run = nqs_command(&[
+        "tomo",
+        "--samples",
+        path.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ])
+    .current_dir(dir.path())
+    .output()
+    .unwrap();
+    let (code, stderr) = (run.status.code(), String::from_utf8_lossy(&run.stderr));
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("spins on it"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(seconds < 40.0, "{seconds} s");
+    assert!(!output.exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["measurements.h5"], "files left behind");
+}
+
 /// A tomography file whose header declares more shots than `nqs sample` may write (2·10⁸ × 6,
 /// never written, a few KB on disk) is refused from its declared shape: the reader never
 /// allocates it (the crash-guard probe reads it in slabs of rows), instead of filling memory.

@@ -36,6 +36,15 @@ fn deadline(path: &Path) -> Duration {
     Duration::from_secs(60) + Duration::from_secs_f64(bytes as f64 / 20e6)
 }
 
+/// CPU time a probe may spend: ten seconds, plus one per 20 MB. Reading a sound file costs a
+/// small fraction of that; a damaged one can make the HDF5 library spin (seen: a corrupted
+/// global heap reference keeps `H5HG_read` busy), and this limit ends it long before the
+/// wall-clock [`deadline`], which has to allow for a slow file system.
+fn cpu_budget(path: &Path) -> u64 {
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    10 + bytes / 20_000_000
+}
+
 /// Turns the guard on: `executable` (this program) is run as `executable __probe FILE` before
 /// a file is read.
 pub fn enable(executable: PathBuf) {
@@ -96,11 +105,16 @@ pub fn check(path: &Path) -> Result<()> {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
             Ok(Some(status)) => {
+                use std::os::unix::process::ExitStatusExt;
                 let nonstandard = i32::from(ProbeFailure::NonstandardType.exit_code());
-                return Err(damaged(match status.code() {
-                    Some(code) if code == nonstandard => "a numeric datatype is not the standard native one of its size (a damaged type description, or another byte order)".into(),
-                    Some(code) => format!("reading it fails (probe exit code {code})"),
-                    None => "the HDF5 library crashes reading it".into(),
+                return Err(damaged(match (status.code(), status.signal()) {
+                    (Some(code), _) if code == nonstandard => "a numeric datatype is not the standard native one of its size (a damaged type description, or another byte order)".into(),
+                    (Some(code), _) => format!("reading it fails (probe exit code {code})"),
+                    (None, Some(libc::SIGXCPU | libc::SIGKILL)) => format!(
+                        "the HDF5 library spins on it ({} s of CPU time without finishing)",
+                        cpu_budget(path)
+                    ),
+                    (None, _) => "the HDF5 library crashes reading it".into(),
                 }));
             }
             Ok(None) if start.elapsed() > deadline => {
@@ -118,9 +132,13 @@ pub fn check(path: &Path) -> Result<()> {
 }
 
 /// Reads every attribute and dataset of the file (the probe's work). Errors are fine; only a
-/// crash matters. A watchdog aborts the probe a little after the parent's deadline, so a probe
-/// stuck in the HDF5 library never outlives a parent that was killed before it could kill it.
+/// crash matters. The kernel ends a probe that exceeds its [`cpu_budget`] (SIGXCPU), without a
+/// core file; a watchdog aborts it a little after the parent's deadline, so a probe stuck in
+/// the HDF5 library never outlives a parent that was killed before it could kill it.
 pub fn read_everything(path: &Path) -> Probed {
+    let cpu = cpu_budget(path);
+    limit_resource(libc::RLIMIT_CORE, 0, 0);
+    limit_resource(libc::RLIMIT_CPU, cpu, cpu + 5);
     let limit = deadline(path) + Duration::from_secs(10);
     std::thread::spawn(move || {
         std::thread::sleep(limit);
@@ -129,6 +147,25 @@ pub fn read_everything(path: &Path) -> Probed {
     });
     let file = hdf5::File::open(path)?;
     walk(&file)
+}
+
+/// The type of a resource name in `setrlimit` (glibc has its own).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+type Resource = libc::c_int;
+
+/// Lowers a resource limit of this process (soft and hard); a failure leaves it as it was,
+/// and the wall-clock deadline still applies.
+fn limit_resource(resource: Resource, soft: u64, hard: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the struct it is given and changes only this process's limits.
+    unsafe {
+        libc::setrlimit(resource, &limit);
+    }
 }
 
 /// A numeric datatype must be exactly the standard native type of its description (size, sign,
