@@ -195,6 +195,15 @@ fn draw_variance(area: &Area, s: &Series, x_max: f64) -> DrawResult {
 /// Only finite values are drawn: iterations with a non-finite energy are skipped, the variance
 /// panel shows the positive finite variances (and says so when there are none).
 pub fn plot_run(input: &Path, output: &Path, force: bool) -> Result<()> {
+    if !output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        return Err(Error::usage(
+            "-o",
+            format!("{}: the plot is a PNG; name it *.png", output.display()),
+        ));
+    }
     crate::io::prepare_output(output, force, "nqs plot -o")?;
     let series = read_series(input)?;
     register_font()?;

@@ -638,3 +638,199 @@ fn mutated_tomography_inputs() {
     }
     assert!(fits > 0, "no mutant was valid enough to fit");
 }
+
+/// Values a mutated command-line option may receive, besides [`VALUES`] without quotes.
+const ARGUMENTS: [&str; 14] = [
+    "", " ", "-", "--", "0x10", "1_000", "+1", "-0", "ZZXY", "ZZZ", "zzzz", "0,1", "all",
+    "a:XX:0,1",
+];
+
+/// A fresh random option value.
+fn argument(rng: &mut Xoshiro256PlusPlus) -> String {
+    if rng.random::<bool>() {
+        VALUES[rng.random_range(0..VALUES.len())]
+            .trim_matches('"')
+            .to_string()
+    } else {
+        ARGUMENTS[rng.random_range(0..ARGUMENTS.len())].to_string()
+    }
+}
+
+/// Every command's options: valid command lines on a 4-site chain (its run, ED and sample
+/// files), then one option's value replaced, an option added with a random value, or an
+/// argument dropped. For every mutant: exit 0 or 2, one line, no hang; an existing output is
+/// never replaced without --force, and the stored run never changes.
+#[test]
+fn mutated_command_lines() {
+    let (seed, cases) = scale();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xc11);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let model = write(
+        d,
+        "m.toml",
+        &format!(
+            "{}[sampler]\nchains = 2\nsamples = 64\n[optimizer]\niterations = 3\n[run]\nobservable_samples = 64\n",
+            common::heisenberg_chain(4)
+        ),
+    );
+    let (run_file, ed_file, png) = (d.join("run.h5"), d.join("ed.h5"), d.join("plot.png"));
+    for args in [
+        vec!["run".into(), s(&model), "--output".into(), s(&run_file)],
+        vec!["ed".into(), s(&model), "--output".into(), s(&ed_file)],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(nqs(&args, "setup").0, 0);
+    }
+    let sentinel = write(d, "sentinel.png", "an existing output");
+    let mut run_bytes = std::fs::read(&run_file).unwrap();
+    let flags = [
+        "--set",
+        "--threads",
+        "--states",
+        "--method",
+        "--momentum",
+        "--inversion",
+        "--memory-gb",
+        "--samples",
+        "--observable",
+        "--shots",
+        "--basis",
+        "--seed",
+        "--momenta",
+        "--spin-inversion",
+        "--output",
+        "-o",
+        "--bases",
+    ];
+    for case in 0..40 * cases {
+        let out = s(&d.join(format!("o{case}")));
+        let bases = write(d, "bases.txt", "Z Z X Y\nX X X X\n");
+        let templates: Vec<Vec<String>> = vec![
+            vec![
+                "check".into(),
+                s(&model),
+                "--set".into(),
+                "ansatz.alpha=2".into(),
+            ],
+            vec![
+                "ed".into(),
+                s(&model),
+                "--states".into(),
+                "3".into(),
+                "--method".into(),
+                "dense".into(),
+                "--memory-gb".into(),
+                "1".into(),
+            ],
+            vec![
+                "ed".into(),
+                s(&model),
+                "--momentum".into(),
+                "1".into(),
+                "--inversion".into(),
+                "1".into(),
+                "--output".into(),
+                s(&sentinel),
+            ],
+            vec![
+                "run".into(),
+                s(&model),
+                "--set".into(),
+                "optimizer.iterations=2".into(),
+                "--output".into(),
+                out.clone(),
+                "--no-reference".into(),
+            ],
+            vec!["run".into(), s(&model), "--output".into(), s(&sentinel)],
+            vec![
+                "measure".into(),
+                s(&run_file),
+                "--samples".into(),
+                "32".into(),
+                "--observable".into(),
+                "xx:XX:0,1".into(),
+            ],
+            vec![
+                "sample".into(),
+                s(&ed_file),
+                "--shots".into(),
+                "20".into(),
+                "--basis".into(),
+                "ZZXY".into(),
+                "--seed".into(),
+                "3".into(),
+                "--output".into(),
+                out.clone(),
+            ],
+            vec![
+                "sample".into(),
+                s(&run_file),
+                "--bases".into(),
+                s(&bases),
+                "--output".into(),
+                out.clone(),
+            ],
+            vec![
+                "spectrum".into(),
+                s(&model),
+                "--momenta".into(),
+                "0,1".into(),
+                "--spin-inversion".into(),
+                "1".into(),
+                "--set".into(),
+                "optimizer.iterations=2".into(),
+                "--output".into(),
+                out.clone(),
+            ],
+            vec![
+                "plot".into(),
+                s(&run_file),
+                "-o".into(),
+                s(&png),
+                "--force".into(),
+            ],
+            vec!["plot".into(), s(&run_file), "-o".into(), s(&sentinel)],
+            vec!["info".into(), s(&ed_file)],
+            vec!["--threads".into(), "1".into(), "doctor".into()],
+        ];
+        let mut args = templates[rng.random_range(0..templates.len())].clone();
+        match rng.random_range(0..4) {
+            0 | 1 => {
+                // Replace the value of an option (not the command or the model).
+                let options: Vec<usize> = (1..args.len())
+                    .filter(|&i| args[i - 1].starts_with('-') && !args[i].starts_with('-'))
+                    .collect();
+                if let Some(&i) = options.get(rng.random_range(0..options.len().max(1))) {
+                    args[i] = argument(&mut rng);
+                }
+            }
+            2 => {
+                let at = rng.random_range(1..=args.len());
+                args.insert(at, argument(&mut rng));
+                args.insert(at, flags[rng.random_range(0..flags.len())].to_string());
+            }
+            _ => {
+                let at = rng.random_range(1..args.len().max(2)).min(args.len() - 1);
+                args.remove(at);
+            }
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        nqs(&refs, "command line");
+        if !args.iter().any(|a| a == "--force") {
+            assert_eq!(
+                std::fs::read(&sentinel).unwrap(),
+                b"an existing output",
+                "{args:?} replaced an existing output"
+            );
+        }
+        // Only `nqs measure` writes into a run file (its `measurements` group).
+        let now = std::fs::read(&run_file).unwrap();
+        if args.iter().any(|a| a == "measure") {
+            run_bytes = now;
+        } else {
+            assert!(now == run_bytes, "{args:?} changed the run");
+        }
+    }
+}
