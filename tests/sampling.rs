@@ -162,6 +162,33 @@ fn samples_follow_exact_distribution() {
     }
 }
 
+/// Exchange moves on a lattice whose bonds split the sites into groups (three dimers) swap any
+/// two sites instead of bond partners: the chains still reproduce |ψ|² over the whole S^z
+/// sector, where swaps along the bonds alone would keep each group's magnetization fixed.
+#[test]
+fn exchange_moves_on_disconnected_bonds_follow_the_exact_distribution() {
+    let text = "[lattice]\nkind = \"custom\"\nedges = [[0, 1], [2, 3], [4, 5]]\n[model]\nkind = \"heisenberg\"\ntotal_sz = 0\n";
+    let model = nqs::config::parse(text, std::path::Path::new("t.toml"), &[]).unwrap();
+    let (settings, notes) = model
+        .config
+        .sampler
+        .settings(&model.lattice, &model.hamiltonian)
+        .unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains("3 disconnected groups")),
+        "{notes:?}"
+    );
+    let rbm = Rbm::random(6, RbmKind::Dense { alpha: 2 }, 0.5, 5);
+    let exact = exact_distribution(&rbm, Some(3));
+    let max_p = exact.values().copied().fold(0.0, f64::max);
+    assert!(max_p > 2.0 / exact.len() as f64, "too flat: {max_p}");
+    let (chains, per_chain) = (50, 10_000);
+    let counts = histogram(&rbm, settings.rule, Some(3), chains, per_chain, None);
+    let (tv, z) = compare(&exact, &counts, (chains * per_chain) as f64);
+    assert!(tv < 0.01, "total variation {tv}");
+    assert!(z < 3.09, "chi-square rejects (z = {z:.2})");
+}
+
 /// A dense RBM (random parameters of spread `std`) on the periodic chain of `n` sites projected
 /// onto momentum `2πm/n` (and spin inversion `z`, and the reflection's symmetric representation
 /// when `point_group`).

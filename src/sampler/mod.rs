@@ -112,19 +112,23 @@ impl SamplerSpec {
                 if !hamiltonian.operator.conserves_sz() {
                     return Err(Invalid::new("sampler.kind", "exchange moves conserve S^z, but this model does not: they would not be ergodic; use \"local\""));
                 }
-                if lattice.bonds().is_empty() {
+                let groups = crate::lattice::count_components(n, lattice.bonds());
+                let bonds = if groups == 1 {
+                    lattice.bonds().to_vec()
+                } else if n >= 2 {
+                    // Swaps along the bonds alone could never move magnetization between the
+                    // groups (not ergodic in the S^z sector).
+                    notes.push(format!("the lattice bonds split the {n} sites into {groups} disconnected groups: exchange moves swap any two sites instead of bond partners"));
+                    (0..n)
+                        .flat_map(|i| (i + 1..n).map(move |j| [i, j]))
+                        .collect()
+                } else {
                     return Err(Invalid::new(
                         "sampler.kind",
-                        "exchange moves need lattice bonds",
+                        "exchange moves need at least two sites",
                     ));
-                }
-                let groups = crate::lattice::count_components(n, lattice.bonds());
-                if groups > 1 {
-                    return Err(Invalid::new("sampler.kind", format!("exchange moves swap spins along the lattice bonds, which split the {n} sites into {groups} disconnected groups: no chain could move magnetization between them (not ergodic in the S^z sector); connect them with lattice bonds")));
-                }
-                Arc::new(Exchange {
-                    bonds: lattice.bonds().to_vec(),
-                })
+                };
+                Arc::new(Exchange { bonds })
             }
         };
         let n_up = match (rule.conserves_sz(), hamiltonian.n_up) {

@@ -60,7 +60,8 @@ impl ProposalRule for LocalFlip {
     }
 }
 
-/// Exchange the spins of a uniformly random bond; a null move when they are aligned.
+/// Exchange the spins of a uniformly random pair of `bonds` (the lattice bonds, or every pair
+/// of sites when the bonds do not connect them); a null move when they are aligned.
 #[derive(Clone, Debug)]
 pub struct Exchange {
     pub bonds: Vec<[usize; 2]>,
