@@ -690,6 +690,32 @@ struct Located<'a> {
     overrides: &'a [Override],
 }
 
+/// serde names a Rust type where an unsigned integer key gets another value ("invalid value:
+/// integer `-1`, expected usize"); validation knows the accepted range. `validate_with` checks
+/// the configuration with the key set to the type's largest value (None when it cannot). When
+/// validation refuses it at `key` (`expected an integer in 1..=4096, got …`), that range
+/// replaces the type's name; when it accepts it, any non-negative integer is accepted. None for
+/// other messages.
+pub(crate) fn with_integer_range(
+    message: &str,
+    key: &str,
+    validate_with: impl FnOnce(toml::Value) -> Option<std::result::Result<(), Invalid>>,
+) -> Option<String> {
+    let (given, rust_type) = message.rsplit_once(", expected ")?;
+    let largest = match rust_type {
+        "usize" | "u64" => i64::MAX,
+        "u32" => i64::from(u32::MAX),
+        "u16" => i64::from(u16::MAX),
+        "u8" => i64::from(u8::MAX),
+        _ => return None,
+    };
+    match validate_with(toml::Value::Integer(largest))? {
+        Ok(()) => Some(format!("{given}, expected a non-negative integer")),
+        Err(e) if e.key == key => Some(format!("{given}, {}", e.message.split(", got ").next()?)),
+        Err(_) => None,
+    }
+}
+
 impl Located<'_> {
     /// Deserializes the sections one by one, so that every error knows its section.
     fn deserialize(&self, mut table: toml::Table) -> Result<Config> {
@@ -715,7 +741,7 @@ impl Located<'_> {
         }
         for section in SECTIONS {
             if let Some(value) = table.get(section) {
-                self.check_section(section, value.clone())?;
+                self.check_section(section, value.clone(), &table)?;
             }
         }
         toml::Value::Table(table)
@@ -723,7 +749,9 @@ impl Located<'_> {
             .map_err(|e| Error::input(self.path, shorten(e.message().trim())))
     }
 
-    fn check_section(&self, section: &str, value: toml::Value) -> Result<()> {
+    /// Deserializes one section; an error names its key, with the accepted range where serde
+    /// names only a type ([`with_integer_range`], by validating `table` with that key changed).
+    fn check_section(&self, section: &str, value: toml::Value, table: &toml::Table) -> Result<()> {
         let value_copy = value.clone();
         check_any(section, value).map_err(|e| {
             let message = e.message().trim().to_string();
@@ -756,6 +784,24 @@ impl Located<'_> {
                     key = format!("{section}.{culprit}");
                 }
             }
+            let message = key
+                .strip_prefix(&format!("{section}."))
+                .filter(|name| !name.contains(['.', '[']))
+                .and_then(|name| {
+                    with_integer_range(&message, &key, |largest| {
+                        let mut probe = table.clone();
+                        probe
+                            .get_mut(section)?
+                            .as_table_mut()?
+                            .insert(name.to_string(), largest);
+                        let quiet = Located {
+                            overrides: &[],
+                            ..*self
+                        };
+                        Some(validate(&quiet.deserialize(probe).ok()?).map(|_| ()))
+                    })
+                })
+                .unwrap_or(message);
             let kind_note = if message.starts_with("unknown field") {
                 " (keys depend on `kind`; see the README)"
             } else {

@@ -200,7 +200,7 @@ pub fn plot_run(input: &Path, output: &Path, force: bool) -> Result<()> {
         .is_some_and(|e| e.eq_ignore_ascii_case("png"))
     {
         return Err(Error::usage(
-            "-o",
+            "--output",
             format!("{}: the plot is a PNG; name it *.png", output.display()),
         ));
     }

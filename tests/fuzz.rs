@@ -91,8 +91,13 @@ fn first_case() -> usize {
 }
 
 /// Runs nqs with a deadline; returns (exit code, stderr). A signal or a hang fails the test.
+/// It runs in a scratch directory under the target directory, so that the relative outputs
+/// of mutated command lines (`--output nan`) never land in the source tree.
 fn nqs(args: &[&str], what: &str) -> (i32, String) {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
     let mut child = nqs_command(args)
+        .current_dir(&scratch)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

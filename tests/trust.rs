@@ -123,6 +123,19 @@ fn messages_are_one_short_line_naming_the_key() {
     assert!(stderr.len() < 600, "{} characters", stderr.len());
     expect_input_error(&["info", dir.path().to_str().unwrap()], "is a directory");
     expect_input_error(&["--threads", "1000000000000", "check", m], "threads");
+    // A negative count or a fraction names the accepted range, not a Rust type.
+    for value in ["-1", "1.5", "\"4\""] {
+        let set = format!("sampler.chains={value}");
+        expect_input_error(
+            &["check", m, "--set", &set],
+            "key `sampler.chains`: invalid",
+        );
+        expect_input_error(&["check", m, "--set", &set], "expected an integer in 1..=");
+    }
+    expect_input_error(
+        &["check", m, "--set", "run.seed=-1"],
+        "expected a non-negative integer",
+    );
     // An output that cannot be written is refused before any work (a regular file as parent).
     let blocker = write(dir.path(), "blocker", "not a directory");
     let inside = blocker.join("ed.h5");
@@ -155,7 +168,10 @@ fn tomography_options_are_checked_one_by_one() {
         &["tomo", "--samples", s, "--learning-rate", "nan"],
         "(0, 10]",
     );
-    expect_input_error(&["tomo", "--samples", s, "--epochs", "-3"], "--epochs");
+    expect_input_error(
+        &["tomo", "--samples", s, "--epochs", "-3"],
+        "--epochs: invalid value: integer `-3`, expected an integer in 1..=",
+    );
 }
 
 /// A bad value in a `[tomography]` file is blamed on its line and key, and one given on the
@@ -213,7 +229,11 @@ fn contradictory_run_file_attributes_are_refused() {
             .write_scalar(&v)
             .unwrap();
     };
-    let damage: [Damage; 4] = [
+    let finished_attr = |f: &hdf5::File, write: &dyn Fn(&hdf5::File)| {
+        f.delete_attr("finished").unwrap();
+        write(f);
+    };
+    let damage: [Damage; 6] = [
         (
             "furlongs",
             &|f| string_attr(f, "furlongs"),
@@ -228,6 +248,33 @@ fn contradictory_run_file_attributes_are_refused() {
             },
             "finished attribute is 2",
         ),
+        // HDF5 would clip −255 to 0 when read as u8, and convert 1.0 to 1.
+        (
+            "finished_i64",
+            &|f| {
+                finished_attr(f, &|f| {
+                    f.new_attr::<i64>()
+                        .create("finished")
+                        .unwrap()
+                        .write_scalar(&-255i64)
+                        .unwrap()
+                })
+            },
+            "finished attribute is -255",
+        ),
+        (
+            "finished_float",
+            &|f| {
+                finished_attr(f, &|f| {
+                    f.new_attr::<f64>()
+                        .create("finished")
+                        .unwrap()
+                        .write_scalar(&1.0f64)
+                        .unwrap()
+                })
+            },
+            "not an integer",
+        ),
         (
             "marshall",
             &|f| {
@@ -239,7 +286,7 @@ fn contradictory_run_file_attributes_are_refused() {
                     .create("marshall_sites")
                     .unwrap();
             },
-            "marshall_sites",
+            "another basis",
         ),
     ];
     for (name, modify, needle) in damage {
@@ -278,6 +325,18 @@ fn contradictory_run_file_attributes_are_refused() {
             before,
             "{name}: the file changed"
         );
+    }
+    // Files written before the root `units` attribute existed have none: still readable.
+    let old = dir.path().join("no_units.h5");
+    std::fs::copy(&good, &old).unwrap();
+    hdf5::File::open_rw(&old)
+        .unwrap()
+        .delete_attr("units")
+        .unwrap();
+    let o = old.to_str().unwrap();
+    for args in [vec!["measure", o, "--samples", "32"], vec!["info", o]] {
+        let (code, _, stderr) = nqs(&args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
     }
 }
 
@@ -1007,4 +1066,20 @@ fn more_states_than_the_sector_holds_are_noted() {
         .as_array()
         .unwrap()
         .is_empty());
+}
+
+/// A one-site model that conserves S^z samples by single flips (exchange needs two sites): it
+/// runs, where the default move once drew from an empty list of pairs.
+#[test]
+fn a_one_site_model_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(
+        dir.path(),
+        "one.toml",
+        "[lattice]\nkind = \"custom\"\nn_sites = 1\nedges = []\n[model]\nkind = \"pauli\"\n[[model.terms]]\ncoeff = 1.0\nops = \"Z\"\nsites = [0]\n[sampler]\nchains = 2\nsamples = 16\n[optimizer]\niterations = 2\n[run]\nobservable_samples = 16\n",
+    );
+    let (code, _, stderr) = run(&model, &dir.path().join("one.h5"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let ed = nqs_json(&["ed", model.to_str().unwrap()]);
+    assert_eq!(ed["energy"].as_f64(), Some(-1.0), "{ed}");
 }

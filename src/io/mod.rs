@@ -23,7 +23,7 @@ pub use lock::OutputLock;
 pub use run_store::{write_checkpoint, RunStore};
 
 use crate::error::{Error, Result};
-use hdf5::types::VarLenUnicode;
+use hdf5::types::{TypeDescriptor, VarLenUnicode};
 use hdf5::{Group, H5Type, Location};
 use ndarray::Array2;
 use num_complex::Complex64;
@@ -208,7 +208,7 @@ pub fn prepare_output(path: &Path, force: bool, what: &str) -> Result<()> {
     if path.as_os_str().is_empty() {
         return Err(Error::output(path, "empty output path"));
     }
-    if path.is_dir() {
+    if path.is_dir() || path.as_os_str().as_encoded_bytes().ends_with(b"/") {
         return Err(Error::output(
             path,
             format!("is a directory; {what} needs a file name"),
@@ -364,7 +364,8 @@ pub fn read_root(file: &hdf5::File) -> std::result::Result<RootInfo, String> {
     let units = text("units");
     if !matches!(units.as_str(), "" | "pauli" | "spin") {
         return Err(format!(
-            "its units attribute is {units:?}, expected \"pauli\" or \"spin\" (damaged file?)"
+            "its units attribute is {:?}, expected \"pauli\" or \"spin\" (damaged file?)",
+            crate::error::shorten(&units)
         ));
     }
     Ok(RootInfo {
@@ -380,7 +381,8 @@ pub fn read_root(file: &hdf5::File) -> std::result::Result<RootInfo, String> {
 }
 
 /// A run file's `finished` attribute: 1 for a complete run, 0 (or absent) for a live file or a
-/// checkpoint; any other value is refused.
+/// checkpoint. Anything else is refused: another value, or another type than an integer (read
+/// as i64, so that HDF5's conversion cannot clip or round it into 0 or 1).
 pub fn read_finished(file: &hdf5::File) -> std::result::Result<bool, String> {
     if !file
         .attr_names()
@@ -388,13 +390,22 @@ pub fn read_finished(file: &hdf5::File) -> std::result::Result<bool, String> {
     {
         return Ok(false);
     }
-    match read_attr::<u8>(file, "finished") {
+    let unreadable = |e: hdf5::Error| format!("its finished attribute cannot be read ({e})");
+    let attr = file.attr("finished").map_err(unreadable)?;
+    let integer = matches!(
+        attr.dtype().and_then(|t| t.to_descriptor()),
+        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_))
+    );
+    if !integer {
+        return Err("its finished attribute is not an integer (damaged file?)".into());
+    }
+    match attr.read_scalar::<i64>() {
         Ok(0) => Ok(false),
         Ok(1) => Ok(true),
         Ok(v) => Err(format!(
             "its finished attribute is {v}, expected 0 or 1 (damaged file?)"
         )),
-        Err(e) => Err(format!("its finished attribute cannot be read ({e})")),
+        Err(e) => Err(unreadable(e)),
     }
 }
 
@@ -408,6 +419,17 @@ pub struct AnsatzRecord {
     pub n_hidden: usize,
     pub parameters: Vec<Complex64>,
     pub marshall_sites: Vec<u64>,
+}
+
+impl AnsatzRecord {
+    /// Checks that the state was stored in the basis of `marshall_sites` (those of a model's
+    /// `marshall_sign`, [`crate::operator::Hamiltonian::marshall_sites`]).
+    pub fn check_basis(&self, marshall_sites: &[u64]) -> std::result::Result<(), String> {
+        if self.marshall_sites == marshall_sites {
+            return Ok(());
+        }
+        Err("its ansatz/marshall_sites say the state was sampled in another basis than the configuration's model.marshall_sign".into())
+    }
 }
 
 /// The optimizer's state.

@@ -28,7 +28,7 @@ pub fn describe(path: &Path) -> Result<Value> {
             json!({"momentum": momentum, "spin_inversion": inversion, "point_group": point_group})
         });
     let spin_lowering = stored.as_ref().is_some_and(|c| c.ansatz.spin_lowering());
-    if let Some(c) = stored.as_ref().filter(|_| !root.units.is_empty()) {
+    if let Some(c) = &stored {
         super::check_units(path, &root.units, c.model.units)?;
     }
     let finished = (root.command == "run")

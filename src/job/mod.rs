@@ -63,9 +63,10 @@ pub fn read_run(path: &Path) -> Result<StoredRun> {
     })
 }
 
-/// Refuses a file whose `units` attribute contradicts its stored `model.units`.
+/// Refuses a file whose `units` attribute contradicts its stored `model.units` (files written
+/// before the attribute existed have none, and their configuration alone says).
 fn check_units(path: &Path, attribute: &str, configured: crate::operator::Units) -> Result<()> {
-    if attribute == configured.name() {
+    if attribute.is_empty() || attribute == configured.name() {
         return Ok(());
     }
     Err(Error::file(
@@ -149,12 +150,9 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
             .map_err(|e| Error::file(path, format!("its stored configuration is invalid: {e}")))?;
         check_units(path, &root.units, model.config.model.units)?;
         io::read_finished(&file).map_err(|e| Error::file(path, e))?;
-        if record.marshall_sites != model.hamiltonian.marshall_sites() {
-            return Err(Error::file(
-                path,
-                "ansatz/marshall_sites contradict its stored configuration (model.marshall_sign; damaged file?)",
-            ));
-        }
+        record
+            .check_basis(&model.hamiltonian.marshall_sites())
+            .map_err(|e| Error::file(path, e))?;
         // The sector the chains sampled: total_sz, or n/2 with exchange moves without it.
         vector.n_up = model
             .config

@@ -40,7 +40,16 @@ pub fn options(file: Option<&Path>, cli: toml::Table) -> Result<TomoOptions> {
         let message = e.message().trim().to_string();
         let check = |_: &str, v: toml::Value| v.try_into::<TomoOptions>().map(|_| ());
         match crate::config::culprit_key("tomography", &table, &message, check) {
-            Some(key) => blame(&key, &crate::error::shorten(&message)),
+            Some(key) => {
+                let message = crate::config::with_integer_range(&message, &key, |largest| {
+                    let mut probe = table.as_table()?.clone();
+                    probe.insert(key.clone(), largest);
+                    let options: TomoOptions = toml::Value::Table(probe).try_into().ok()?;
+                    Some(options.validate())
+                })
+                .unwrap_or(message);
+                blame(&key, &crate::error::shorten(&message))
+            }
             None => Error::Input(format!(
                 "{}: {}",
                 file.map_or("the options".into(), |p| p.display().to_string()),

@@ -78,13 +78,16 @@ impl SamplerSpec {
         Ok(())
     }
 
-    /// The move kind: the given one, else `exchange` for models that conserve S^z.
+    /// The move kind: the given one, else `exchange` for models that conserve S^z on two or more
+    /// sites.
     pub fn resolved_kind(&self, hamiltonian: &Hamiltonian) -> MoveKind {
-        self.kind.unwrap_or(if hamiltonian.operator.conserves_sz() {
-            MoveKind::Exchange
-        } else {
-            MoveKind::Local
-        })
+        let operator = &hamiltonian.operator;
+        self.kind
+            .unwrap_or(if operator.conserves_sz() && operator.n_sites() >= 2 {
+                MoveKind::Exchange
+            } else {
+                MoveKind::Local
+            })
     }
 
     /// Samples per chain (`samples` rounded up to a multiple of `chains`).
@@ -112,21 +115,22 @@ impl SamplerSpec {
                 if !hamiltonian.operator.conserves_sz() {
                     return Err(Invalid::new("sampler.kind", "exchange moves conserve S^z, but this model does not: they would not be ergodic; use \"local\""));
                 }
+                if n < 2 {
+                    return Err(Invalid::new(
+                        "sampler.kind",
+                        "exchange moves need at least two sites; use \"local\"",
+                    ));
+                }
                 let groups = crate::lattice::count_components(n, lattice.bonds());
                 let bonds = if groups == 1 {
                     lattice.bonds().to_vec()
-                } else if n >= 2 {
+                } else {
                     // Swaps along the bonds alone could never move magnetization between the
                     // groups (not ergodic in the S^z sector).
                     notes.push(format!("the lattice bonds split the {n} sites into {groups} disconnected groups: exchange moves swap any two sites instead of bond partners"));
                     (0..n)
                         .flat_map(|i| (i + 1..n).map(move |j| [i, j]))
                         .collect()
-                } else {
-                    return Err(Invalid::new(
-                        "sampler.kind",
-                        "exchange moves need at least two sites",
-                    ));
                 };
                 Arc::new(Exchange { bonds })
             }

@@ -115,12 +115,7 @@ impl<A: Ansatz> RunState<A> {
     /// sampled basis (Marshall sites), the count for the stored `alpha` and finite values; a
     /// narrower `alpha` is widened.
     fn stored_parameters(&self, a: &AnsatzRecord) -> Result<Vec<Complex64>, String> {
-        if a.marshall_sites != self.marshall_sites {
-            return Err(
-                "it was optimized in another basis: ansatz/marshall_sites differ from the sublattice of this model's marshall_sign"
-                    .into(),
-            );
-        }
+        a.check_basis(&self.marshall_sites)?;
         if a.kind != self.ansatz.kind() || a.n_sites != self.ansatz.n_sites() {
             return Err(format!(
                 "the stored ansatz is {} on {} sites, the model file asks for {} on {}",
