@@ -33,13 +33,20 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            // One line, like every other error: clap's first line names the problem.
+            // One line, like every other error: clap's first line names the problem, and when
+            // it ends in a colon the indented lines after it name what it means (the missing
+            // arguments).
             let text = e.render().to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error");
-            errln!("{}", nqs::error::shorten(first.trim()));
+            let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
+            let mut line = lines.next().unwrap_or("error").trim().to_string();
+            if line.ends_with(':') {
+                let items: Vec<&str> = lines
+                    .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                line = format!("{line} {}", items.join(", "));
+            }
+            errln!("{}", nqs::error::shorten(&line));
             return ExitCode::from(2);
         }
     };

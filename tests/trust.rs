@@ -136,6 +136,8 @@ fn messages_are_one_short_line_naming_the_key() {
         &["check", m, "--set", "run.seed=-1"],
         "expected a non-negative integer",
     );
+    // A missing required argument is named on the one line.
+    expect_input_error(&["plot", "run.h5"], "not provided: --output <OUTPUT>");
     // An output that cannot be written is refused before any work (a regular file as parent).
     let blocker = write(dir.path(), "blocker", "not a directory");
     let inside = blocker.join("ed.h5");
