@@ -142,22 +142,7 @@ impl Model {
 
 /// Reads, overrides, parses and validates a model file.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        if path.is_dir() {
-            Error::input(path, "is a directory, expected a TOML model file")
-        } else {
-            Error::input(path, format!("cannot read model file: {e}"))
-        }
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Error::input(
-            path,
-            format!(
-                "not a UTF-8 text file (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })?;
+    let text = read_text(path, "a TOML model file")?;
     if text.trim().is_empty() {
         return Err(Error::input(
             path,
@@ -165,6 +150,27 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Model> {
         ));
     }
     parse(&text, path, overrides)
+}
+
+/// The text of a TOML input file (`what` names it in messages): a directory, an unreadable
+/// file and invalid UTF-8 (with the offset) are refused.
+fn read_text(path: &Path, what: &str) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        if path.is_dir() {
+            Error::input(path, format!("is a directory, expected {what}"))
+        } else {
+            Error::input(path, format!("cannot read {what}: {e}"))
+        }
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::input(
+            path,
+            format!(
+                "not a UTF-8 text file (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
 }
 
 /// Parses and validates a model file's text (see [`load`]).
@@ -960,13 +966,7 @@ pub struct SectionFile {
 impl SectionFile {
     /// Reads `path`, which must hold the section `[name]` and no other.
     pub fn read(path: &Path, name: &'static str) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            if path.is_dir() {
-                Error::input(path, "is a directory, expected a TOML file")
-            } else {
-                Error::input(path, format!("cannot read: {e}"))
-            }
-        })?;
+        let text = read_text(path, "a TOML file")?;
         let mut table: toml::Table =
             toml::from_str(&text).map_err(|e| toml_syntax_error(path, &text, &e))?;
         if let Some(other) = table.keys().find(|k| k.as_str() != name) {
