@@ -78,6 +78,10 @@ pub struct Model {
     pub overrides: Vec<Override>,
     pub lattice: Lattice,
     pub hamiltonian: Hamiltonian,
+    /// The S^z sector the chains sample: `model.total_sz`, or N/2 up spins (rounded down) with
+    /// exchange moves and no `total_sz`; None for the whole space (local moves). Symmetry
+    /// sectors and the exact reference of a run are those of this sector.
+    pub sampled_n_up: Option<usize>,
     /// What the model does to the RBM: the symmetry projection of `[ansatz]
     /// momentum/spin_inversion/point_group` (in the sampled basis), or the spin lowering.
     pub transform: Transform,
@@ -197,12 +201,13 @@ pub fn parse(text: &str, path: &Path, overrides: &[String]) -> Result<Model> {
         overrides,
         lattice: model.1,
         hamiltonian: model.2,
-        transform: model.3,
+        sampled_n_up: model.3,
+        transform: model.4,
         notes,
     })
 }
 
-type Validated = (Config, Lattice, Hamiltonian, Transform);
+type Validated = (Config, Lattice, Hamiltonian, Option<usize>, Transform);
 
 /// The projection asked for by `[ansatz] momentum/spin_inversion`, checked against the model:
 /// the sector must be one of H's (translation-invariant H for a momentum, flip-invariant H at
@@ -406,17 +411,23 @@ fn validate(config: &Config) -> std::result::Result<(Validated, Vec<String>), In
     config.model.validate()?;
     let hamiltonian = Hamiltonian::new(&config.model, &lattice)?;
     config.ansatz.validate(&lattice)?;
-    let transform = match projection(&config.ansatz, &lattice, &hamiltonian)? {
+    config.sampler.validate()?;
+    config.sampler.kind = Some(config.sampler.resolved_kind(&hamiltonian));
+    let (settings, notes) = config.sampler.settings(&lattice, &hamiltonian)?;
+    // A symmetry sector is one of the sampled S^z sector (exchange moves without total_sz
+    // sample N/2 up spins, not the whole space).
+    let sampled = hamiltonian.in_sector(settings.n_up);
+    let transform = match projection(&config.ansatz, &lattice, &sampled)? {
         Some(p) => Transform::Projection(p),
         None => lowering(&config, &lattice, &hamiltonian)?,
     };
-    config.sampler.validate()?;
-    config.sampler.kind = Some(config.sampler.resolved_kind(&hamiltonian));
-    let (_, notes) = config.sampler.settings(&lattice, &hamiltonian)?;
     config.optimizer.validate()?;
     config.run.validate()?;
     crate::measure::validate_observables(&config.observables, lattice.n_sites())?;
-    Ok(((config, lattice, hamiltonian, transform), notes))
+    Ok((
+        (config, lattice, hamiltonian, settings.n_up, transform),
+        notes,
+    ))
 }
 
 /// The canonical form of a configuration: TOML with every key.

@@ -369,6 +369,87 @@ fn both_parities_give_two_sectors_per_momentum() {
     let sectors = spectrum["sectors"].as_array().unwrap();
     assert_eq!(sectors.len(), 1);
     assert_eq!(sectors[0]["spin_inversion"], serde_json::json!(-1));
+    // A parity set in the model itself (no --spin-inversion) is every sector's, in the JSON
+    // and in the sector file's name.
+    let spectrum = nqs_json(&[
+        "spectrum",
+        small.to_str().unwrap(),
+        "--momenta",
+        "1",
+        "--set",
+        "ansatz.spin_inversion=-1",
+        "--set",
+        "optimizer.iterations=30",
+        "--output",
+        dir.path().join("model_z.h5").to_str().unwrap(),
+    ]);
+    let sectors = spectrum["sectors"].as_array().unwrap();
+    assert_eq!(sectors.len(), 1);
+    assert_eq!(sectors[0]["spin_inversion"], serde_json::json!(-1));
+    assert!(dir.path().join("model_z.k1.z-1.h5").exists());
+}
+
+#[test]
+fn sectors_without_total_sz_are_those_the_exchange_moves_sample() {
+    // Without model.total_sz, exchange moves sample S^z = 0 (N/2 up spins): the symmetry
+    // sector, its emptiness check and the exact reference are those of S^z = 0, not of the
+    // whole space. (With the Marshall sign a momentum needs a fixed S^z, which the moves give.)
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = write(dir.path(), "chain4.toml", &model(4));
+    let free_text = model(4).replace("total_sz = 0\n", "");
+    assert_ne!(free_text, model(4));
+    let free = write(dir.path(), "chain4_free.toml", &free_text);
+    let free = free.to_str().unwrap();
+    let (code, out, stderr) = nqs(&["check", free]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("sector n_up: Some(2)"), "{out}");
+    // k = π/2, z = +1 has a state in the whole space (in S^z = ±1) but none at S^z = 0.
+    let empty = [
+        "--set",
+        "ansatz.momentum=1",
+        "--set",
+        "ansatz.spin_inversion=1",
+    ];
+    expect_input_error(&[&["run", free][..], &empty[..]].concat(), "no states");
+    expect_input_error(&["spectrum", free, "--spin-inversion", "1"], "no states");
+    // k = π, z = +1: the reference is the S^z = 0 sector's lowest energy (in the whole space
+    // the S^z = ±1 triplet members lie lower), as `nqs ed --spectrum` at total_sz = 0 gives it.
+    let exact = exact_sectors(&fixed, dir.path());
+    let run = nqs_json(&[
+        "run",
+        free,
+        "--set",
+        "ansatz.momentum=2",
+        "--set",
+        "ansatz.spin_inversion=1",
+        "--set",
+        "optimizer.iterations=30",
+        "--output",
+        dir.path().join("k2.h5").to_str().unwrap(),
+    ]);
+    let reference = run["exact"]["energy"].as_f64().unwrap();
+    assert!(
+        (reference - exact[&(2, 1)]).abs() < 1e-10,
+        "{reference} vs {}",
+        exact[&(2, 1)]
+    );
+    // That lowest energy is 0 (a singlet): no relative error is reported, the absolute one is.
+    assert!(reference.abs() < 1e-10, "{reference}");
+    assert!(run["relative_error"].is_null(), "{run}");
+    let (code, out, stderr) = nqs(&[
+        "run",
+        free,
+        "--set",
+        "ansatz.momentum=2",
+        "--set",
+        "ansatz.spin_inversion=1",
+        "--set",
+        "optimizer.iterations=30",
+        "--output",
+        dir.path().join("k2_text.h5").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("no relative error at E_exact = 0"), "{out}");
 }
 
 #[test]

@@ -135,7 +135,7 @@ impl Printer {
                     "translations": m.lattice.translations().len(),
                     "pauli_strings": op.strings().len(),
                     "conserves_sz": op.conserves_sz(),
-                    "n_up": m.hamiltonian.n_up,
+                    "n_up": m.sampled_n_up,
                     "identity": nqs::config::identity(&m.config),
                     "ansatz": m.describe_ansatz(),
                     "notes": m.notes,
@@ -156,7 +156,7 @@ impl Printer {
             "  {} Pauli strings, conserves S^z: {}, sector n_up: {:?}",
             op.strings().len(),
             op.conserves_sz(),
-            m.hamiltonian.n_up
+            m.sampled_n_up
         );
         outln!("  ansatz {}", m.describe_ansatz());
         for note in &m.notes {
@@ -318,7 +318,13 @@ impl Printer {
                 x.energy,
                 x.method
             ),
-            _ => outln!("  exact              (no reference for this model)"),
+            (Some(x), None) => outln!(
+                "  exact              {:.8} ({})   |E − E_exact| {:.2e} (no relative error at E_exact = 0)",
+                x.energy,
+                x.method,
+                (r.energy.mean - x.energy).abs()
+            ),
+            (None, _) => outln!("  exact              (no reference for this model)"),
         }
         outln!(
             "  parameters {}, samples {}, iterations {}",

@@ -153,12 +153,7 @@ pub fn physical_state(path: &Path) -> Result<Vec<num_complex::Complex64>> {
         record
             .check_basis(&model.hamiltonian.marshall_sites())
             .map_err(|e| Error::file(path, e))?;
-        // The sector the chains sampled: total_sz, or n/2 with exchange moves without it.
-        vector.n_up = model
-            .config
-            .sampler
-            .settings(&model.lattice, &model.hamiltonian)
-            .map_or(model.hamiltonian.n_up, |(settings, _)| settings.n_up);
+        vector.n_up = model.sampled_n_up;
         ansatz::visit(
             &model.config.ansatz,
             &model.lattice,

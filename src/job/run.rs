@@ -71,11 +71,13 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    /// `|E − E_exact|/|E_exact|`.
+    /// `|E − E_exact|/|E_exact|`; None without a reference, and when the exact energy is zero
+    /// (|E_exact| ≤ 1e-9 max(1, |E|): a sector whose lowest state has E = 0, such as a singlet
+    /// of a small chain, where only the absolute error means something).
     pub fn relative_error(&self) -> Option<f64> {
         let e = self.energy?.0.mean;
         let x = self.reference.as_ref()?.energy;
-        Some(((e - x) / x).abs())
+        (x.abs() > 1e-9 * e.abs().max(1.0)).then(|| ((e - x) / x).abs())
     }
 
     /// `N·Var(E)/E²`.
@@ -769,14 +771,35 @@ fn model_reference(model: &Model, stop: &StopFlag) -> Option<Reference> {
         .transform
         .projection()
         .map(|p| (p.momentum.clone(), p.inversion));
-    exact::reference(
-        &model.hamiltonian,
+    let mut reference = exact::reference(
+        &model.hamiltonian.in_sector(model.sampled_n_up),
         &model.lattice,
         &model.config.lattice,
         &model.config.model,
         sector,
         cancel,
-    )
+    )?;
+    if model.config.ansatz.point_group() {
+        // ED resolves momentum and spin inversion, not the point group the ansatz is
+        // symmetric under.
+        reference
+            .method
+            .push_str(", lowest over all point-group irreps");
+    }
+    Some(reference)
+}
+
+/// A warning when the final energy lies more than five error bars below the exact reference:
+/// a variational energy cannot, so the reference is not the lowest state of the space the
+/// ansatz spans (another S^z, momentum or point-group sector).
+fn below_reference(energy: &io::Estimate, reference: &Reference) -> Option<String> {
+    let margin = 5.0 * energy.error + 1e-9 * reference.energy.abs().max(1.0);
+    (energy.mean < reference.energy - margin).then(|| {
+        format!(
+            "warning: the final energy {:.8} ± {:.1e} lies below the exact reference {:.8} ({}) by more than five error bars; a variational energy cannot, so that reference is not the lowest state of this ansatz's sector",
+            energy.mean, energy.error, reference.energy, reference.method
+        )
+    })
 }
 
 /// The final estimate, the exact reference and the final file (or an interruption).
@@ -834,6 +857,12 @@ fn finish<A: Ansatz>(
     let reference = (options.reference && comm.is_root())
         .then(|| model_reference(model, stop))
         .flatten();
+    if let Some(note) = reference
+        .as_ref()
+        .and_then(|r| below_reference(&results.energy, r))
+    {
+        observers.iter_mut().for_each(|o| o.note(&note));
+    }
     if stop.requested_by_any(iteration, comm) {
         return Ok(outcome_without_results(
             &output,
@@ -865,4 +894,26 @@ fn finish<A: Ansatz>(
     outcome.results = Some(results);
     outcome.reference = reference;
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_energy_clearly_below_the_reference_is_flagged() {
+        let reference = Reference {
+            energy: -10.0,
+            method: "ed (dense)".into(),
+        };
+        let at = |mean: f64, error: f64| below_reference(&io::Estimate { mean, error }, &reference);
+        // Above it, or below within five error bars: a variational energy may be there.
+        assert!(at(-9.99, 1e-3).is_none());
+        assert!(at(-10.0049, 1e-3).is_none());
+        // Below by more: the reference is not the lowest state of the ansatz's space.
+        let warning = at(-10.0051, 1e-3).unwrap();
+        assert!(warning.contains("-10.00000000 (ed (dense))"), "{warning}");
+        // A state at the exact energy with a vanishing error bar is not flagged for round-off.
+        assert!(at(-10.0 - 1e-12, 0.0).is_none());
+    }
 }

@@ -140,7 +140,8 @@ pub fn run(
 ) -> Result<SpectrumReport> {
     let base = config::load(&job.model, &job.overrides)?;
     let inversions: Vec<Option<i8>> = if job.spin_inversions.is_empty() {
-        vec![None]
+        // The model's own `ansatz.spin_inversion`, if it has one, is every sector's.
+        vec![base.config.ansatz.sector().and_then(|(_, z)| z)]
     } else {
         job.spin_inversions.iter().copied().map(Some).collect()
     };
@@ -173,7 +174,7 @@ pub fn run(
                 Some(k),
                 *z,
                 point_group,
-                base.hamiltonian.n_up,
+                base.sampled_n_up,
             );
             if empty {
                 on_sector(&format!(

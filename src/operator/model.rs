@@ -303,6 +303,15 @@ impl Hamiltonian {
         })
     }
 
+    /// The same operator restricted to the S^z sector with `n_up` up spins (None: the whole
+    /// space).
+    pub fn in_sector(&self, n_up: Option<usize>) -> Hamiltonian {
+        Hamiltonian {
+            n_up,
+            ..self.clone()
+        }
+    }
+
     /// Builds and validates the Hamiltonian of a model on a lattice.
     pub fn new(model: &ModelSpec, lattice: &Lattice) -> Result<Self, Invalid> {
         let n = lattice.n_sites();
