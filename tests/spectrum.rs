@@ -352,41 +352,26 @@ fn both_parities_give_two_sectors_per_momentum() {
         );
     }
     assert!(dir.path().join("s.k4.z-1.h5").exists());
-    // L = 4, S^z = 0: k = π/2 has one state, odd under inversion.
+    // L = 4, S^z = 0: k = π/2 has one state, odd under inversion. Asked for both parities, or
+    // with the parity set in the model itself (no --spin-inversion), the sector is z = −1, in
+    // the JSON and in the sector file's name.
     let small = write(dir.path(), "chain4.toml", &model(4));
-    let spectrum = nqs_json(&[
-        "spectrum",
-        small.to_str().unwrap(),
-        "--momenta",
-        "1",
-        "--spin-inversion",
-        "both",
-        "--set",
-        "optimizer.iterations=30",
-        "--output",
-        dir.path().join("small.h5").to_str().unwrap(),
-    ]);
-    let sectors = spectrum["sectors"].as_array().unwrap();
-    assert_eq!(sectors.len(), 1);
-    assert_eq!(sectors[0]["spin_inversion"], serde_json::json!(-1));
-    // A parity set in the model itself (no --spin-inversion) is every sector's, in the JSON
-    // and in the sector file's name.
-    let spectrum = nqs_json(&[
-        "spectrum",
-        small.to_str().unwrap(),
-        "--momenta",
-        "1",
-        "--set",
-        "ansatz.spin_inversion=-1",
-        "--set",
-        "optimizer.iterations=30",
-        "--output",
-        dir.path().join("model_z.h5").to_str().unwrap(),
-    ]);
-    let sectors = spectrum["sectors"].as_array().unwrap();
-    assert_eq!(sectors.len(), 1);
-    assert_eq!(sectors[0]["spin_inversion"], serde_json::json!(-1));
+    for (parity, summary) in [
+        (["--spin-inversion", "both"], "small.h5"),
+        (["--set", "ansatz.spin_inversion=-1"], "model_z.h5"),
+    ] {
+        let mut args = vec!["spectrum", small.to_str().unwrap(), "--momenta", "1"];
+        args.extend(parity);
+        let output = dir.path().join(summary);
+        args.extend(["--set", "optimizer.iterations=30", "--output"]);
+        args.push(output.to_str().unwrap());
+        let spectrum = nqs_json(&args);
+        let sectors = spectrum["sectors"].as_array().unwrap();
+        assert_eq!(sectors.len(), 1, "{parity:?}");
+        assert_eq!(sectors[0]["spin_inversion"], serde_json::json!(-1));
+    }
     assert!(dir.path().join("model_z.k1.z-1.h5").exists());
+    assert!(dir.path().join("small.k1.z-1.h5").exists());
 }
 
 #[test]
@@ -415,18 +400,27 @@ fn sectors_without_total_sz_are_those_the_exchange_moves_sample() {
     // k = π, z = +1: the reference is the S^z = 0 sector's lowest energy (in the whole space
     // the S^z = ±1 triplet members lie lower), as `nqs ed --spectrum` at total_sz = 0 gives it.
     let exact = exact_sectors(&fixed, dir.path());
-    let run = nqs_json(&[
-        "run",
-        free,
-        "--set",
-        "ansatz.momentum=2",
-        "--set",
-        "ansatz.spin_inversion=1",
-        "--set",
-        "optimizer.iterations=30",
-        "--output",
-        dir.path().join("k2.h5").to_str().unwrap(),
-    ]);
+    let k_pi = |output: &str| -> Vec<String> {
+        let sector = [
+            "run",
+            free,
+            "--set",
+            "ansatz.momentum=2",
+            "--set",
+            "ansatz.spin_inversion=1",
+            "--set",
+            "optimizer.iterations=30",
+            "--output",
+        ];
+        let output = dir.path().join(output).display().to_string();
+        sector
+            .iter()
+            .map(|a| a.to_string())
+            .chain([output])
+            .collect()
+    };
+    let args = k_pi("k2.h5");
+    let run = nqs_json(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let reference = run["exact"]["energy"].as_f64().unwrap();
     assert!(
         (reference - exact[&(2, 1)]).abs() < 1e-10,
@@ -436,18 +430,8 @@ fn sectors_without_total_sz_are_those_the_exchange_moves_sample() {
     // That lowest energy is 0 (a singlet): no relative error is reported, the absolute one is.
     assert!(reference.abs() < 1e-10, "{reference}");
     assert!(run["relative_error"].is_null(), "{run}");
-    let (code, out, stderr) = nqs(&[
-        "run",
-        free,
-        "--set",
-        "ansatz.momentum=2",
-        "--set",
-        "ansatz.spin_inversion=1",
-        "--set",
-        "optimizer.iterations=30",
-        "--output",
-        dir.path().join("k2_text.h5").to_str().unwrap(),
-    ]);
+    let args = k_pi("k2_text.h5");
+    let (code, out, stderr) = nqs(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{stderr}");
     assert!(out.contains("no relative error at E_exact = 0"), "{out}");
 }
