@@ -95,6 +95,48 @@ impl Model {
         canonical_text(&self.config)
     }
 
+    /// The physical momentum of an `rbm_symm` (translation invariant, k = 0 in the sampled
+    /// basis): per direction 0, or L/2 where a unit translation changes the Marshall sign
+    /// (`λ_t = u(tσ)u(σ) = −1`, constant in the sampled S^z sector). None for other ansätze, a
+    /// Hamiltonian that is not translation invariant, or a rotation without an S^z sector.
+    pub fn symmetric_rbm_momentum(&self) -> Option<Vec<usize>> {
+        let lattice = &self.lattice;
+        if !matches!(self.config.ansatz, AnsatzSpec::RbmSymm(_))
+            || lattice.translations().len() < 2
+            || !crate::exact::translation_invariant(&self.hamiltonian.physical, lattice)
+        {
+            return None;
+        }
+        let Some(rotation) = &self.hamiltonian.rotation else {
+            return Some(vec![0; lattice.extent().len()]);
+        };
+        let (n, up) = (lattice.n_sites(), self.sampled_n_up?);
+        let sigma: Vec<i8> = (0..n).map(|i| if i < up { 1 } else { -1 }).collect();
+        lattice
+            .extent()
+            .iter()
+            .enumerate()
+            .map(|(d, &l)| {
+                let unit = lattice.translations().iter().find(|t| {
+                    t.shift
+                        .iter()
+                        .enumerate()
+                        .all(|(e, &s)| s == usize::from(e == d))
+                })?;
+                let mut image = vec![0i8; n];
+                for (i, &s) in sigma.iter().enumerate() {
+                    image[unit.perm[i]] = s;
+                }
+                let lambda = rotation.sign(&image) * rotation.sign(&sigma);
+                match (lambda > 0.0, l % 2) {
+                    (true, _) => Some(0),
+                    (false, 0) => Some(l / 2),
+                    (false, _) => None,
+                }
+            })
+            .collect()
+    }
+
     /// What the VMC driver reads.
     pub fn problem(&self) -> crate::vmc::Problem<'_> {
         crate::vmc::Problem {

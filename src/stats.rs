@@ -64,7 +64,12 @@ fn split_r_hat(halves: &[f64], n_half: usize) -> f64 {
     let b_over_n =
         means.iter().map(|z| (z - grand).norm_sqr()).sum::<f64>() / (m as f64 - 1.0).max(1.0);
     let nh = n_half as f64;
-    if w > 0.0 {
+    // Spreads below 1e-9 of the values (or of 1) are rounding: an exact eigenstate's local
+    // energies, sums of amplitude ratios that each carry cancellations.
+    let rounding = 1e-18 * grand.norm_sqr().max(1.0);
+    if w <= rounding && b_over_n <= rounding {
+        1.0
+    } else if w > 0.0 {
         (((nh - 1.0) / nh * w + b_over_n) / w).sqrt()
     } else if b_over_n > 0.0 {
         // Every chain constant but at different values: frozen chains, not convergence.
@@ -202,5 +207,11 @@ mod tests {
         // All chains constant at the same value (an exact eigenstate): R̂ = 1.
         let exact = vec![Complex64::new(-3.0, 0.0); 40];
         assert_eq!(statistics(&exact, 4, 0, 4, &|_| {}).r_hat, 1.0);
+        // The same up to rounding (an eigenvalue 0 evaluated as sums of ratios): R̂ = 1, not
+        // a ratio of two rounding errors.
+        let rounded: Vec<Complex64> = (0..40)
+            .map(|k| Complex64::new(if k % 7 == 0 { 1e-10 } else { 0.0 }, 0.0))
+            .collect();
+        assert_eq!(statistics(&rounded, 4, 0, 4, &|_| {}).r_hat, 1.0);
     }
 }

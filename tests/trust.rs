@@ -1085,3 +1085,66 @@ fn a_one_site_model_runs() {
     let ed = nqs_json(&["ed", model.to_str().unwrap()]);
     assert_eq!(ed["energy"].as_f64(), Some(-1.0), "{ed}");
 }
+
+#[test]
+fn a_projected_state_that_vanishes_is_refused() {
+    // An RBM with every parameter 0 is the constant state, symmetric under every element:
+    // projected on spin inversion z = −1, or on a momentum k ≠ 0, it is zero on every
+    // configuration (to rounding). A run would optimize the noise and an export would
+    // normalize it: both exit 2 instead, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[ansatz]\nkind = \"rbm_symm\"\nspin_inversion = -1\n",
+        small_run(2)
+    );
+    let model = write(dir.path(), "m.toml", &text);
+    let out = dir.path().join("f.h5");
+    let (code, _, stderr) = run(&model, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let p = model.to_str().unwrap();
+    let fresh = dir.path().join("fresh.h5");
+    let fresh = fresh.to_str().unwrap();
+    let constant = ["--set", "ansatz.init_std=0.0", "--output", fresh];
+    expect_input_error(
+        &[&["run", p][..], &constant[..]].concat(),
+        "key `ansatz.init_std`",
+    );
+    let dense_k = [
+        "--set",
+        "ansatz.kind=\"rbm\"",
+        "--set",
+        "ansatz.spin_inversion=1",
+        "--set",
+        "ansatz.momentum=1",
+    ];
+    expect_input_error(
+        &[&["run", p][..], &constant[..], &dense_k[..]].concat(),
+        "vanishes",
+    );
+    {
+        let file = hdf5::File::open_rw(&out).unwrap();
+        let parameters = file.dataset("ansatz/parameters").unwrap();
+        let zeros = vec![num_complex::Complex64::new(0.0, 0.0); parameters.size()];
+        parameters.write(&zeros).unwrap();
+    }
+    let before = std::fs::read(&out).unwrap();
+    let shots = dir.path().join("shots");
+    expect_input_error(
+        &[
+            "sample",
+            out.to_str().unwrap(),
+            "--output",
+            shots.to_str().unwrap(),
+        ],
+        "cannot be normalized",
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    assert!(!shots.join("samples.txt").exists());
+    let init_from = format!("run.init_from=\"{}\"", out.display());
+    expect_input_error(
+        &["run", p, "--set", &init_from, "--output", fresh],
+        "key `run.init_from`",
+    );
+    assert!(!Path::new(fresh).exists());
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+}

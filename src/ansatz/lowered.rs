@@ -223,6 +223,10 @@ impl Ansatz for SpinLowered {
         cache.log_psi = log_sum_exp(cache.terms.iter().copied());
     }
 
+    fn cancelled_digits(&self, cache: &LoweredCache) -> f64 {
+        super::digits_lost(&cache.terms, cache.log_psi)
+    }
+
     fn log_derivatives(&self, sigma: &[i8], cache: &LoweredCache, out: &mut [Complex64]) {
         out.iter_mut().for_each(|o| *o = ZERO);
         for (j, &s) in sigma.iter().enumerate() {

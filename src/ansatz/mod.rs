@@ -115,6 +115,42 @@ pub trait Ansatz: Clone + Send + Sync {
     fn dense_rbm_layer(&self) -> Option<&dyn DenseRbmLayer<Self::Cache>> {
         None
     }
+
+    /// For an amplitude that is a sum of terms (a projection, a lowering), the decimal digits
+    /// the sum lost to cancellation, `log₁₀(max_t |term_t| / |ψ(σ)|)`; 0 for a single RBM.
+    /// Beyond [`ROUNDING_DIGITS`] ψ(σ) is rounding noise: zero in exact arithmetic.
+    fn cancelled_digits(&self, _cache: &Self::Cache) -> f64 {
+        0.0
+    }
+}
+
+/// Cancelled digits ([`Ansatz::cancelled_digits`]) beyond which an amplitude is rounding noise
+/// (double precision carries 15–16).
+pub const ROUNDING_DIGITS: f64 = 10.0;
+
+/// `log₁₀(max_t |e^{term_t}| / |e^{log ψ}|)`: the digits `log ψ = ln Σ_t e^{term_t}` lost.
+fn digits_lost(terms: &[Complex64], log_psi: Complex64) -> f64 {
+    let largest = terms.iter().map(|t| t.re).fold(f64::NEG_INFINITY, f64::max);
+    if largest == f64::NEG_INFINITY {
+        return 0.0;
+    }
+    ((largest - log_psi.re) / std::f64::consts::LN_10).max(0.0)
+}
+
+/// Whether the state of `ansatz` vanishes in the S^z sector with `n_up` up spins (None: all
+/// configurations): its amplitude is rounding noise ([`ROUNDING_DIGITS`]) on each of `tries`
+/// random configurations drawn from `seed`. A projection of an RBM symmetric the other way
+/// does (e.g. every parameter 0, or an even RBM projected on odd parity): its optimization
+/// would follow the noise.
+pub fn vanishes<A: Ansatz>(ansatz: &A, n_up: Option<usize>, tries: usize, seed: u64) -> bool {
+    use rand::SeedableRng;
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut cache = ansatz.new_cache();
+    (0..tries).all(|_| {
+        let sigma = crate::sampler::random_configuration(ansatz.n_sites(), n_up, &mut rng);
+        ansatz.refresh(&sigma, &mut cache);
+        ansatz.cancelled_digits(&cache) > ROUNDING_DIGITS
+    })
 }
 
 /// Log-derivatives of the dense-RBM form `O(σ) = (σ, t, t ⊗ σ)`: visible biases (N), hidden

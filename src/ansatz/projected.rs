@@ -423,6 +423,10 @@ impl Ansatz for ProjectedRbm {
         }
     }
 
+    fn cancelled_digits(&self, cache: &ProjectedCache) -> f64 {
+        super::digits_lost(&cache.terms, cache.log_psi)
+    }
+
     fn log_derivatives(&self, _sigma: &[i8], cache: &ProjectedCache, out: &mut [Complex64]) {
         out.iter_mut().for_each(|o| *o = ZERO);
         self.for_each_image(cache, &[], |g, image, rbm_cache, _| {

@@ -438,7 +438,8 @@ impl Printer {
                     s["spin_inversion"]
                         .as_i64()
                         .map_or(String::new(), |z| format!(" spin inversion {z:+}")),
-                    if s["point_group"].as_bool() == Some(true) {
+                    // (A point group shared over rbm_symm's filters is not a projection.)
+                    if s["point_group_projected"].as_bool() == Some(true) {
                         " point group"
                     } else {
                         ""

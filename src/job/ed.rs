@@ -81,7 +81,11 @@ pub fn run(
         .as_ref()
         .map_or(vec![], |c| structure_factor(&model.lattice, c));
     let mut report = EdReport {
-        closed_form: formulas::reference_energy(&model.config.lattice, &model.config.model),
+        // The closed form is the ground state of the whole S^z sector: no check of one
+        // chosen momentum or parity sector.
+        closed_form: (job.symmetry.momentum.is_none() && job.symmetry.inversion.is_none())
+            .then(|| formulas::reference_energy(&model.config.lattice, &model.config.model))
+            .flatten(),
         correlation_label: label,
         correlations,
         structure_factor,

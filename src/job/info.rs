@@ -23,9 +23,14 @@ pub fn describe(path: &Path) -> Result<Value> {
     // A projected ansatz: its symmetry sector (physical basis).
     let sector = stored
         .as_ref()
-        .and_then(|c| c.ansatz.sector().map(|sector| (sector, c.ansatz.point_group())))
-        .map(|((momentum, inversion), point_group)| {
-            json!({"momentum": momentum, "spin_inversion": inversion, "point_group": point_group})
+        .and_then(|c| c.ansatz.sector().map(|sector| (sector, &c.ansatz)))
+        .map(|((momentum, inversion), ansatz)| {
+            json!({
+                "momentum": momentum,
+                "spin_inversion": inversion,
+                "point_group": ansatz.point_group(),
+                "point_group_projected": ansatz.projects_point_group(),
+            })
         });
     let spin_lowering = stored.as_ref().is_some_and(|c| c.ansatz.spin_lowering());
     if let Some(c) = &stored {

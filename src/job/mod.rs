@@ -205,8 +205,11 @@ impl AnsatzVisitor for StateVector<'_> {
                 -1.0
             }
         };
-        Ok(crate::tomography::metrics::normalized_state(
-            &ansatz, factor,
-        ))
+        crate::tomography::metrics::normalized_state(&ansatz, factor).ok_or_else(|| {
+            Error::file(
+                self.path,
+                "its state vanishes in the sampled sector (every amplitude is rounding noise, or none is finite), so it cannot be normalized",
+            )
+        })
     }
 }

@@ -175,6 +175,38 @@ fn fixes_parameter_meaning(key: &str) -> bool {
     key.starts_with("lattice.") || key == "ansatz.kind"
 }
 
+/// Random configurations on which a fresh start must not vanish ([`ansatz::vanishes`]).
+const START_TRIES: usize = 256;
+
+/// A fresh start must have weight in the model's sector: a projection or lowering of an RBM
+/// symmetric the other way (every parameter 0 with `init_std = 0`, or a stored state of the
+/// other parity) is zero on every configuration, and its optimization would follow rounding
+/// noise. Checked on [`START_TRIES`] random configurations of the sampled S^z sector, the
+/// same on every rank; exit code 2 naming `run.init_from` or `ansatz.init_std`.
+fn check_start_has_weight<A: Ansatz>(model: &Model, state: &RunState<A>) -> Result<()> {
+    let seed = model.config.run.seed;
+    if !ansatz::vanishes(&state.ansatz, model.sampled_n_up, START_TRIES, seed) {
+        return Ok(());
+    }
+    let (key, remedy) = match &model.config.run.init_from {
+        Some(_) => (
+            "run.init_from",
+            "the stored state has no component in this sector (it is symmetric the other way); start fresh or from a state of this sector",
+        ),
+        None => (
+            "ansatz.init_std",
+            "the initial RBM has no component in this sector (with init_std = 0 it is constant, symmetric under every element); use init_std > 0",
+        ),
+    };
+    Err(Error::key(
+        &model.path,
+        key,
+        format!(
+            "the projected initial state vanishes on {START_TRIES} random configurations: {remedy}"
+        ),
+    ))
+}
+
 /// `run.init_from`: sets the fresh `state`'s parameters to those stored in another run file,
 /// after checking that they mean the same wavefunction here, or its restriction to fewer hidden
 /// units: a run (finished, or its checkpoint), the same ansatz on the same lattice
@@ -619,6 +651,7 @@ fn run_with<A: Ansatz>(v: RunVisitor, ansatz: A) -> Result<RunOutcome> {
                 if let Some(init) = &model.config.run.init_from {
                     notes.push(start_from_stored(model, init, &output, &mut state)?);
                 }
+                check_start_has_weight(model, &state)?;
                 None
             }
         };
@@ -767,10 +800,15 @@ fn model_reference(model: &Model, stop: &StopFlag) -> Option<Reference> {
             ..r
         });
     }
-    let sector = model
-        .transform
-        .projection()
-        .map(|p| (p.momentum.clone(), p.inversion));
+    // rbm_symm is translation invariant: its sector has the momentum of k = 0 in the sampled
+    // basis.
+    let sector = model.transform.projection().map(|p| {
+        let momentum = p
+            .momentum
+            .clone()
+            .or_else(|| model.symmetric_rbm_momentum());
+        (momentum, p.inversion)
+    });
     let mut reference = exact::reference(
         &model.hamiltonian.in_sector(model.sampled_n_up),
         &model.lattice,

@@ -172,16 +172,8 @@ fn final_metrics(
     let Some(r) = reference else {
         return (nll, None, None);
     };
-    let psi = metrics::normalized_state(rbm, |_| 1.0);
-    (
-        nll,
-        Some(metrics::fidelity(r, &psi)),
-        Some(metrics::kl_divergence(
-            r,
-            &psi,
-            &measurements.distinct_bases(),
-        )),
-    )
+    let (fidelity, kl) = metrics::against_reference(r, rbm, &measurements.distinct_bases());
+    (nll, fidelity, kl)
 }
 
 /// Fits the data named in `options`; `on_epoch` sees every epoch. The output is checked and

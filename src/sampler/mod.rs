@@ -222,7 +222,11 @@ pub fn rng_from_state(words: [u64; 4]) -> Xoshiro256PlusPlus {
 }
 
 /// A random configuration with `n_up` up spins (or uniformly random spins).
-fn random_configuration(n: usize, n_up: Option<usize>, rng: &mut Xoshiro256PlusPlus) -> Vec<i8> {
+pub fn random_configuration(
+    n: usize,
+    n_up: Option<usize>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Vec<i8> {
     match n_up {
         None => (0..n)
             .map(|_| if rng.random::<bool>() { 1 } else { -1 })

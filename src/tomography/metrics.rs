@@ -30,15 +30,22 @@ pub fn gray_walk<A: Ansatz>(ansatz: &A, mut visit: impl FnMut(&[i8], &A::Cache, 
 
 /// Normalized amplitudes of an ansatz in the qubit ordering of reference files (N ≤ 20), times
 /// `factor(σ)` ∈ {+1, −1, 0}: the Marshall sign of a rotated basis, and 0 outside the S^z
-/// sector a run sampled (its state is the ansatz restricted to that sector).
-pub fn normalized_state<A: Ansatz>(ansatz: &A, factor: impl Fn(&[i8]) -> f64) -> Vec<Complex64> {
+/// sector a run sampled (its state is the ansatz restricted to that sector). None when the
+/// state vanishes there: every amplitude is rounding noise ([`crate::ansatz::ROUNDING_DIGITS`]),
+/// as for a projection of an RBM symmetric the other way, or none is finite.
+pub fn normalized_state<A: Ansatz>(
+    ansatz: &A,
+    factor: impl Fn(&[i8]) -> f64,
+) -> Option<Vec<Complex64>> {
     let n = ansatz.n_sites();
     let mut logs: Vec<(usize, Complex64)> = Vec::with_capacity(1 << n);
+    let mut resolved = false;
     gray_walk(ansatz, |sigma, cache, _| {
         let f = factor(sigma);
         if f == 0.0 {
             return;
         }
+        resolved |= ansatz.cancelled_digits(cache) <= crate::ansatz::ROUNDING_DIGITS;
         let log = ansatz.log_psi(sigma, cache);
         let log = if f < 0.0 {
             log + Complex64::new(0.0, std::f64::consts::PI)
@@ -51,13 +58,33 @@ pub fn normalized_state<A: Ansatz>(ansatz: &A, factor: impl Fn(&[i8]) -> f64) ->
         .iter()
         .map(|(_, l)| l.re)
         .fold(f64::NEG_INFINITY, f64::max);
+    if !(resolved && max.is_finite()) {
+        return None;
+    }
     let mut psi = vec![Complex64::new(0.0, 0.0); 1 << n];
     for (i, l) in logs {
         psi[i] = (l - max).exp();
     }
     let norm = psi.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
     psi.iter_mut().for_each(|z| *z /= norm);
-    psi
+    psi.iter()
+        .all(|z| z.re.is_finite() && z.im.is_finite())
+        .then_some(psi)
+}
+
+/// Fidelity and KL divergence (over `bases`) of an ansatz's state to a reference state; None
+/// when the ansatz's state vanishes ([`normalized_state`]).
+pub fn against_reference<A: Ansatz>(
+    reference: &[Complex64],
+    ansatz: &A,
+    bases: &[Vec<u8>],
+) -> (Option<f64>, Option<f64>) {
+    normalized_state(ansatz, |_| 1.0).map_or((None, None), |psi| {
+        (
+            Some(fidelity(reference, &psi)),
+            Some(kl_divergence(reference, &psi, bases)),
+        )
+    })
 }
 
 /// `|⟨a|b⟩|² / (‖a‖² ‖b‖²)`.

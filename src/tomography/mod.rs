@@ -666,13 +666,7 @@ fn evaluate(
     let error =
         (losses.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0) / n).sqrt();
     let (fidelity, kl) = match (reference, exact) {
-        (Some(r), true) => {
-            let psi = metrics::normalized_state(rbm, |_| 1.0);
-            (
-                Some(metrics::fidelity(r, &psi)),
-                Some(metrics::kl_divergence(r, &psi, &data.distinct_bases())),
-            )
-        }
+        (Some(r), true) => metrics::against_reference(r, rbm, &data.distinct_bases()),
         _ => (None, None),
     };
     (losses, mean, error, fidelity, kl)
