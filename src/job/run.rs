@@ -202,7 +202,7 @@ fn check_start_has_weight<A: Ansatz>(model: &Model, state: &RunState<A>) -> Resu
         &model.path,
         key,
         format!(
-            "the projected initial state vanishes on {START_TRIES} random configurations: {remedy}"
+            "the initial state vanishes on {START_TRIES} random configurations of its sector: {remedy}"
         ),
     ))
 }
