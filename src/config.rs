@@ -123,11 +123,7 @@ impl Model {
                         .enumerate()
                         .all(|(e, &s)| s == usize::from(e == d))
                 })?;
-                let mut image = vec![0i8; n];
-                for (i, &s) in sigma.iter().enumerate() {
-                    image[unit.perm[i]] = s;
-                }
-                let lambda = rotation.sign(&image) * rotation.sign(&sigma);
+                let lambda = rotation.sign_change(&sigma, &unit.perm, false);
                 match (lambda > 0.0, l % 2) {
                     (true, _) => Some(0),
                     (false, 0) => Some(l / 2),
@@ -332,13 +328,7 @@ fn projection(
     let sigma: Vec<i8> = (0..n).map(|i| if i < up { 1 } else { -1 }).collect();
     let basis_sign = |perm: &[usize], flip: bool| match &h.rotation {
         None => 1.0,
-        Some(rotation) => {
-            let mut image = vec![0i8; n];
-            for (i, &s) in sigma.iter().enumerate() {
-                image[perm[i]] = if flip { -s } else { s };
-            }
-            rotation.sign(&image) * rotation.sign(&sigma)
-        }
+        Some(rotation) => rotation.sign_change(&sigma, perm, flip),
     };
     if matches!(ansatz, AnsatzSpec::RbmSymm(_)) {
         // rbm_symm is invariant under its own group in the sampled basis (k = 0 there, and the
@@ -419,13 +409,7 @@ fn lowering(
         let sigma: Vec<i8> = (0..n).map(|i| if i <= up { 1 } else { -1 }).collect();
         let lambda = |perm: &[usize]| match &h.rotation {
             None => 1.0,
-            Some(rotation) => {
-                let mut image = vec![0i8; n];
-                for (i, &s) in sigma.iter().enumerate() {
-                    image[perm[i]] = s;
-                }
-                rotation.sign(&image) * rotation.sign(&sigma)
-            }
+            Some(rotation) => rotation.sign_change(&sigma, perm, false),
         };
         let agrees = lattice.translations().iter().all(|t| {
             let phase: f64 = t

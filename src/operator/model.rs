@@ -258,6 +258,16 @@ impl MarshallRotation {
         }
     }
 
+    /// `λ = u(gσ)u(σ)`: the sign the rotation picks up under the site permutation `perm`
+    /// (`(gσ)_{perm[i]} = σ_i`), composed with the global flip when `flip`.
+    pub fn sign_change(&self, sigma: &[i8], perm: &[usize], flip: bool) -> f64 {
+        let mut image = vec![0i8; sigma.len()];
+        for (i, &s) in sigma.iter().enumerate() {
+            image[perm[i]] = if flip { -s } else { s };
+        }
+        self.sign(&image) * self.sign(sigma)
+    }
+
     /// The same for a bit state (bit i = site i up).
     pub fn sign_bits(&self, state: u64) -> f64 {
         let down = (0..self.in_b.len())
